@@ -78,7 +78,8 @@ def parse_number(text: str, span: Span) -> int | float:
     if value > MAX_EXACT_INT:
         raise PolicySyntaxError(
             Diagnostic(
-                ERROR, "number_too_large",
+                ERROR,
+                "number_too_large",
                 f"the number {text} is too large; whole numbers must be at most {MAX_EXACT_INT:_}",
                 span,
             )
@@ -98,7 +99,8 @@ def parse_string(token: Token, span: Span) -> str:
                 column = span.column + 1 + index
                 raise PolicySyntaxError(
                     Diagnostic(
-                        ERROR, "bad_escape",
+                        ERROR,
+                        "bad_escape",
                         f'unknown escape "\\{escaped}" in a string; the escapes are \\", \\\\, \\n and \\t',
                         Span(span.file, span.line, column, span.line, column + 2),
                     )
@@ -237,8 +239,13 @@ class BuildAst(Transformer):
             rest = rest[1:]
         condition, (then_block, actions) = rest
         return ast.Rule(
-            str(rule_id), label, condition, tuple(actions), then_block=then_block,
-            id_span=self._tok(rule_id), span=self._span(meta),
+            str(rule_id),
+            label,
+            condition,
+            tuple(actions),
+            then_block=then_block,
+            id_span=self._tok(rule_id),
+            span=self._span(meta),
         )
 
     def then_inline(self, meta, *actions):

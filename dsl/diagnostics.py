@@ -8,8 +8,9 @@ module raises. Nothing here imports Lark or Flask.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -157,15 +157,16 @@ def decode_source(text: str | bytes, filename: str) -> str:
         except UnicodeDecodeError as exc:
             raise _syntax_error(
                 "not_utf8",
-                f"the file is not valid UTF-8 text (byte 0x{text[exc.start]:02x} cannot be decoded); "
-                "save it as UTF-8",
+                f"the file is not valid UTF-8 text (byte 0x{text[exc.start]:02x} cannot be decoded); save it as UTF-8",
                 _span_at_byte(text, exc.start, filename),
                 None,
             ) from None
     if "\x00" in text:
         raise _syntax_error(
-            "binary_file", "this is binary data, not policy text (it contains a NUL character)",
-            Span(filename, 1, 1, 1, 1), None,
+            "binary_file",
+            "this is binary data, not policy text (it contains a NUL character)",
+            Span(filename, 1, 1, 1, 1),
+            None,
         )
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -209,8 +210,10 @@ def _describe_unexpected(exc: UnexpectedInput, filename: str, source: str) -> Po
         span = Span(filename, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 1)
         expected = _describe_expected(set(exc.expected))
         return _syntax_error(
-            "unexpected_end", f"the file ends too early; expected {expected}" if expected else "the file ends too early",
-            span, source,
+            "unexpected_end",
+            f"the file ends too early; expected {expected}" if expected else "the file ends too early",
+            span,
+            source,
         )
     assert isinstance(exc, UnexpectedToken)
     token = exc.token

@@ -1,0 +1,254 @@
+"""The public facade: policy text in, a checked, evaluable `Policy` out.
+
+`compile_source(text, filename=)` and `compile_file(path)` chain the stages —
+`dsl.parse` -> the checking passes (`compiler.passes.PASSES`) — and return a
+`Policy`, or raise `PolicyError` with every diagnostic sorted by location.
+`check_source` runs the same stages but returns the diagnostics instead of
+raising, for `decide check` and editors.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dsl
+from compiler.analysis import Analysis
+from compiler.check_types import allowed_values
+from compiler.constants import constant_value
+from compiler.passes import run_passes
+from compiler.reference import evaluate_reference
+from compiler.validate_input import convert_value, validate_input
+from compiler.values import ValueProblem, parse_date, to_json
+from dsl import ast
+from dsl.diagnostics import (
+    ERROR,
+    Diagnostic,
+    EvaluationError,
+    FieldError,
+    InputError,
+    PolicyError,
+    PolicySyntaxError,
+    Span,
+)
+
+COMPILER_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class FieldSchema:
+    """One declared input or output, as the API, the UI and the docs show it."""
+
+    name: str
+    type: str
+    optional: bool
+    key: bool = False
+    pii: bool = False
+    allowed: dict[str, Any] | None = None
+    default: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": self.name, "type": self.type, "optional": self.optional}
+        if self.key:
+            body["key"] = True
+        if self.pii:
+            body["pii"] = True
+        if self.allowed is not None:
+            body["allowed"] = self.allowed
+        if self.default is not None:
+            body["default"] = self.default
+        return body
+
+
+def _schema(field: ast.Field) -> FieldSchema:
+    constraint = allowed_values(field)
+    allowed = None
+    if constraint is not None:
+        kind, spec = constraint
+        if kind == "set":
+            allowed = {"values": [to_json(v) for v in spec]}  # type: ignore[union-attr]
+        else:
+            low, high, low_closed, high_closed = spec  # type: ignore[misc]
+            allowed = {"low": to_json(low), "high": to_json(high), "low_closed": low_closed, "high_closed": high_closed}
+    default = to_json(constant_value(field.default)) if field.default is not None else None
+    return FieldSchema(field.name, str(field.type), field.optional, field.key, field.pii, allowed, default)
+
+
+class Policy:
+    """A checked policy: schema, diagnostics (warnings), content hash and `evaluate`."""
+
+    def __init__(self, tree: ast.Policy, analysis: Analysis, source: str, filename: str) -> None:
+        self.ast = tree
+        self.analysis = analysis
+        self.source = source
+        self.filename = filename
+        self.diagnostics: list[Diagnostic] = list(analysis.diagnostics)
+        self.inputs: list[FieldSchema] = [_schema(f) for f in tree.inputs]
+        self.outputs: list[FieldSchema] = [_schema(f) for f in tree.outputs]
+        self.source_hash = hashlib.sha256(source.encode("utf-8")).hexdigest()
+        self.content_hash = hashlib.sha256(f"{COMPILER_VERSION}\n{self.source_hash}".encode()).hexdigest()
+        self.store_lists: dict[str, str] = {
+            s.name: s.element_type for s in tree.statements if isinstance(s, ast.ListDecl) and s.members is None
+        }
+
+    @property
+    def name(self) -> str:
+        return self.ast.header.name
+
+    @property
+    def title(self) -> str | None:
+        return self.ast.header.title
+
+    @property
+    def kind(self) -> str:
+        return self.ast.header.kind or "generic"
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+    @property
+    def key_field(self) -> str | None:
+        return next((f.name for f in self.inputs if f.key), None)
+
+    def __repr__(self) -> str:
+        return f"<Policy {self.name} {self.source_hash[:12]}>"
+
+    def evaluate(
+        self,
+        record: Mapping[str, Any],
+        *,
+        as_of: _dt.date | str | None = None,
+        lists: Mapping[str, Iterable[Any]] | None = None,
+        ignore_extra: bool = False,
+        trace: bool = True,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """Validate `record`, evaluate, and return the result object of spec §6.
+
+        Raises `InputError` (every field problem at once) or `EvaluationError`.
+        `as_of` defaults to the current UTC date; `lists` supplies the members
+        of the policy's `list` declarations that have no inline value.
+        """
+        values = validate_input(self.ast.inputs, record, ignore_extra=ignore_extra)
+        today = resolve_as_of(as_of)
+        outputs, trace_entries = evaluate_reference(self.ast, self.analysis, values, today, self._lists(lists))
+        return self._result(outputs, trace_entries, trace=trace, version=version)
+
+    def _lists(self, lists: Mapping[str, Iterable[Any]] | None) -> dict[str, frozenset]:
+        supplied: dict[str, frozenset] = {}
+        for name, members in (lists or {}).items():
+            if name not in self.store_lists:
+                known = ", ".join(self.store_lists) or "none"
+                raise EvaluationError(f"the policy has no list '{name}' to supply (its lists: {known})")
+            supplied[name] = frozenset(self._list_members(name, members))
+        missing = [name for name in self.store_lists if name not in supplied]
+        if missing:
+            names = ", ".join(f"'{name}'" for name in missing)
+            raise EvaluationError(
+                f"the members of list {names} were not supplied; supply them (an empty list is allowed)"
+            )
+        return supplied
+
+    def _list_members(self, name: str, members: Iterable[Any]) -> list[Any]:
+        element = self.store_lists[name]
+        if isinstance(members, (str, bytes, Mapping)):
+            raise InputError([FieldError(f"lists.{name}", "wrong_type", "expected a list of members")])
+        converted, errors = [], []
+        for position, member in enumerate(members, start=1):
+            try:
+                converted.append(convert_value(ast.TypeRef(element), member))
+            except ValueError as exc:
+                errors.append(FieldError(f"lists.{name}", "wrong_type", f"member {position}: {exc}"))
+        if errors:
+            raise InputError(errors[:20])
+        return converted
+
+    def _result(self, outputs: dict[str, Any], trace_entries: list[str], *, trace: bool, version: int | None):
+        result: dict[str, Any] = {"policy": self.name}
+        if version is not None:
+            result["version"] = version
+        result["outputs"] = {name: to_json(value) for name, value in outputs.items()}
+        if trace:
+            result["trace"] = list(trace_entries)
+        return result
+
+
+def resolve_as_of(as_of: _dt.date | str | None) -> _dt.date:
+    if as_of is None:
+        return _dt.datetime.now(_dt.UTC).date()
+    if isinstance(as_of, _dt.datetime):
+        return as_of.date()
+    if isinstance(as_of, _dt.date):
+        return as_of
+    try:
+        return parse_date(as_of)
+    except ValueProblem as exc:
+        raise EvaluationError(f"as_of: {exc}") from None
+
+
+def analyse_source(
+    text: str | bytes, filename: str = "<policy>"
+) -> tuple[ast.Policy | None, Analysis | None, str | None, list[Diagnostic]]:
+    """Parse and check; returns (ast, analysis, decoded source, diagnostics sorted by location)."""
+    try:
+        source = dsl.decode_source(text, filename)
+        tree = dsl.parse(source, filename)
+    except PolicySyntaxError as exc:
+        return None, None, exc.source, exc.diagnostics
+    analysis = Analysis(tree, filename, source)
+    run_passes(analysis)
+    diagnostics = sorted(analysis.diagnostics, key=Diagnostic.sort_key)
+    if analysis.truncated:
+        diagnostics.append(
+            Diagnostic(
+                ERROR if analysis.has_errors else "warning",
+                "too_many_diagnostics",
+                "too many problems; only the first ones are shown",
+                Span(filename, 0, 0, 0, 0),
+            )
+        )
+    return tree, analysis, source, diagnostics
+
+
+def check_source(text: str | bytes, filename: str = "<policy>") -> list[Diagnostic]:
+    """Every diagnostic (errors and warnings) for a policy text, sorted by location; never raises PolicyError."""
+    return analyse_source(text, filename)[3]
+
+
+def compile_source(text: str | bytes, filename: str = "<policy>") -> Policy:
+    """Parse and check policy text; return a `Policy` or raise `PolicyError` listing every problem."""
+    tree, analysis, source, diagnostics = analyse_source(text, filename)
+    if tree is None or analysis is None or any(d.is_error for d in diagnostics):
+        raise PolicyError(diagnostics, source)
+    policy = Policy(tree, analysis, source or "", filename)
+    policy.diagnostics = diagnostics
+    return policy
+
+
+def read_policy_file(path: str | Path) -> bytes:
+    """The bytes of a policy file, or a PolicyError that says why it cannot be read."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise PolicyError([_file_problem(path, "is_directory", "is a directory, not a policy file")])
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise PolicyError([_file_problem(path, "file_not_found", "no such file")]) from None
+    except PermissionError:
+        raise PolicyError([_file_problem(path, "permission_denied", "permission denied")]) from None
+    except OSError as exc:
+        raise PolicyError([_file_problem(path, "unreadable", f"cannot read the file ({exc.strerror})")]) from None
+
+
+def _file_problem(path: Path, code: str, message: str) -> Diagnostic:
+    return Diagnostic(ERROR, code, message, Span(str(path), 0, 0, 0, 0))
+
+
+def compile_file(path: str | Path) -> Policy:
+    """Read, parse and check a `.policy` file; see `compile_source`."""
+    return compile_source(read_policy_file(path), str(path))

@@ -1,0 +1,160 @@
+"""Input validation of spec §6: a raw record in, typed values out, every problem reported at once.
+
+Input: the policy's `input:` fields and a record (a dict decoded from JSON,
+or built by a caller). Output: a dict of Python values of the declared types
+(ints, floats, bools, strings, dates, lists; None for a missing optional
+field), or an `InputError` listing each field's problem. Values of `pii`
+fields are never echoed in messages.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import Any
+
+from compiler.check_types import allowed_values, describe_constraint, value_allowed
+from compiler.constants import show_value
+from compiler.values import MAX_EXACT_INT, ValueProblem, parse_date
+from dsl import ast
+from dsl.diagnostics import FieldError, InputError
+
+_JSON_TYPE_NAMES = {
+    bool: "true/false",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def validate_input(fields: tuple[ast.Field, ...], record: Any, *, ignore_extra: bool = False) -> dict[str, Any]:
+    """Check `record` against the declared fields; return the typed values or raise `InputError`."""
+    if not isinstance(record, dict):
+        raise InputError([FieldError("", "not_an_object", f"the input must be a JSON object, not {_kind(record)}")])
+    errors: list[FieldError] = []
+    values: dict[str, Any] = {}
+    declared = {f.name for f in fields}
+    for field in fields:
+        raw = record.get(field.name)
+        if raw is None:
+            if field.optional:
+                values[field.name] = None
+            else:
+                what = "is null" if field.name in record else "is missing"
+                errors.append(FieldError(field.name, "required", f"required field {what}"))
+            continue
+        try:
+            value = convert_value(field.type, raw)
+        except _Invalid as exc:
+            errors.append(FieldError(field.name, exc.code, _mask(field, exc.message, raw)))
+            continue
+        constraint = allowed_values(field)
+        if constraint is not None and not value_allowed(constraint, value):
+            shown = "the value" if field.pii else show_value(value)
+            errors.append(
+                FieldError(
+                    field.name, "not_allowed", f"{shown} is not allowed; it must be {describe_constraint(constraint)}"
+                )
+            )
+            continue
+        values[field.name] = value
+    if not ignore_extra:
+        for name in record:
+            if name not in declared:
+                errors.append(
+                    FieldError(str(name), "unknown_field", "unknown field (not declared in the policy's input section)")
+                )
+    if errors:
+        raise InputError(errors)
+    return values
+
+
+class _Invalid(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def convert_value(type_ref: ast.TypeRef, raw: Any) -> Any:
+    """One JSON value -> the Python value of a declared type, or raise _Invalid."""
+    if type_ref.name == "list":
+        if not isinstance(raw, list):
+            raise _Invalid("wrong_type", f"expected a list of {type_ref.element or 'records'}, got {_kind(raw)}")
+        element = ast.TypeRef(type_ref.element or "string")
+        converted = []
+        for position, item in enumerate(raw):
+            if item is None:
+                raise _Invalid("wrong_type", f"item {position + 1} of the list is null")
+            try:
+                converted.append(convert_value(element, item))
+            except _Invalid as exc:
+                raise _Invalid(exc.code, f"item {position + 1} of the list: {exc.message}") from None
+        return converted
+    return _convert_scalar(type_ref.name, raw)
+
+
+def _convert_scalar(type_name: str, raw: Any) -> Any:
+    if type_name == "bool":
+        if isinstance(raw, bool):
+            return raw
+        raise _Invalid("wrong_type", f"expected true or false, got {_kind(raw)}")
+    if type_name == "string":
+        if isinstance(raw, str):
+            return raw
+        raise _Invalid("wrong_type", f"expected a string, got {_kind(raw)}")
+    if type_name == "date":
+        if isinstance(raw, _dt.date) and not isinstance(raw, _dt.datetime):
+            return raw
+        if not isinstance(raw, str):
+            raise _Invalid("wrong_type", f'expected a date "YYYY-MM-DD", got {_kind(raw)}')
+        try:
+            return parse_date(raw)
+        except ValueProblem as exc:
+            raise _Invalid("bad_date", str(exc)) from None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise _Invalid(
+            "wrong_type", f"expected {'a whole number' if type_name == 'int' else 'a number'}, got {_kind(raw)}"
+        )
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise _Invalid("not_finite", "NaN and Infinity are not numbers a policy can use")
+    if type_name == "int":
+        if isinstance(raw, float):
+            if not raw.is_integer():
+                raise _Invalid("not_integer", f"expected a whole number, got {raw!r}")
+            raw = int(raw)
+        if abs(raw) > MAX_EXACT_INT:
+            raise _Invalid("out_of_range", f"the number is too large (at most ±{MAX_EXACT_INT})")
+        return raw
+    try:
+        value = float(raw)
+    except OverflowError:
+        raise _Invalid("out_of_range", "the number is too large") from None
+    if not math.isfinite(value):
+        raise _Invalid("out_of_range", "the number is too large")
+    return value
+
+
+def _kind(raw: Any) -> str:
+    if isinstance(raw, str):
+        return f'the string "{raw[:40]}"' + ("..." if len(raw) > 40 else "")
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, (int, float)):
+        return f"the number {raw!r}"
+    return _JSON_TYPE_NAMES.get(type(raw), type(raw).__name__)
+
+
+def _mask(field: ast.Field, message: str, raw: Any) -> str:
+    if field.pii and isinstance(raw, str) and raw and raw in message:
+        return message.replace(raw, mask_pii(raw))
+    if field.pii and isinstance(raw, str):
+        return message.replace(raw[:40], mask_pii(raw[:40]))
+    return message
+
+
+def mask_pii(value: str) -> str:
+    """Spec §3: all but the last 4 characters become `*`."""
+    return "*" * max(len(value) - 4, 0) + value[-4:]

@@ -1,0 +1,1 @@
+"""The `decide` command line (see decide_cli.main)."""

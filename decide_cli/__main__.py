@@ -1,0 +1,3 @@
+from decide_cli.main import main
+
+main()
