@@ -11,6 +11,9 @@ from __future__ import annotations
 from compiler.analysis import Analysis
 from compiler.check_declarations import check_declarations
 from compiler.check_types import check_types
+from compiler.check_unique_overlap import check_unique_overlap
+from compiler.find_gaps import find_gaps
+from compiler.find_unreachable import find_unreachable
 from compiler.find_unused import find_unassigned_outputs, find_unused_inputs
 from compiler.resolve_names import resolve_names
 
@@ -23,7 +26,11 @@ PASSES = (
 )
 
 # Passes that reason about the values conditions can take; skipped after errors.
-REASONING_PASSES: tuple = ()
+REASONING_PASSES = (
+    ("find_unreachable", find_unreachable),
+    ("find_gaps", find_gaps),
+    ("check_unique_overlap", check_unique_overlap),
+)
 
 
 def run_passes(analysis: Analysis) -> Analysis:
