@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from compiler.analysis import INPUT, OUTPUT, Analysis
+from compiler.analysis import INPUT, OUTPUT, TABLE_COLUMN, Analysis
 from compiler.check_types import allowed_values
 from compiler.constants import NOT_CONSTANT, constant_value
 from compiler.domains import INF, Space, ValueSet, intersect_unions
@@ -58,6 +58,10 @@ class Conditions:
             if symbol is not None and symbol.kind in (INPUT, OUTPUT):
                 field = symbol.field
                 nullable = symbol.nullable
+            elif symbol is not None and symbol.kind == TABLE_COLUMN:
+                results = _constant_column(symbol.node, subject.id)
+                if results is not None and type_kind != "bool":
+                    return self.members_set(kind, results).union(ValueSet.only_missing(kind))
         if type_kind == "bool":
             return ValueSet.finite({True, False}, nullable)
         if type_kind in ("list", "record"):
@@ -244,6 +248,13 @@ class Conditions:
             if not result:
                 break
         return result
+
+
+def _constant_column(table: ast.Table, column: str) -> list | None:
+    """The values a table column can take when every row gives it a constant, else None."""
+    position = next(i for i, c in enumerate(table.outputs) if c.name == column)
+    values = [constant_value(row.results[position]) for row in table.rows if position < len(row.results)]
+    return None if NOT_CONSTANT in values else values
 
 
 def _num(value) -> float:

@@ -248,9 +248,12 @@ def _describe_unexpected(exc: UnexpectedInput, filename: str, source: str) -> Po
     return _syntax_error(code, message, span, source)
 
 
+_FOUND_WORDS = {"_NL": "end of line", "_DEDENT": "end of block", "$END": "end of file"}
+
+
 def _describe_token(token: Token) -> str:
-    if token.type in {"_NL", "_DEDENT", "$END"}:
-        return _TERMINAL_WORDS[token.type]
+    if token.type in _FOUND_WORDS:
+        return _FOUND_WORDS[token.type]
     if token.type == "_INDENT":
         return "indentation"
     value = str(token.value)
