@@ -47,9 +47,9 @@ def validate_input(fields: tuple[ast.Field, ...], record: Any, *, ignore_extra: 
                 errors.append(FieldError(field.name, "required", f"required field {what}"))
             continue
         try:
-            value = convert_value(field.type, raw)
+            value = convert_value(field.type, raw, reveal=not field.pii)
         except _Invalid as exc:
-            errors.append(FieldError(field.name, exc.code, _mask(field, exc.message, raw)))
+            errors.append(FieldError(field.name, exc.code, exc.message))
             continue
         constraint = allowed_values(field)
         if constraint is not None and not value_allowed(constraint, value):
@@ -78,52 +78,57 @@ class _Invalid(ValueError):
         self.code, self.message = code, message
 
 
-def convert_value(type_ref: ast.TypeRef, raw: Any) -> Any:
-    """One JSON value -> the Python value of a declared type, or raise _Invalid."""
+def convert_value(type_ref: ast.TypeRef, raw: Any, *, reveal: bool = True) -> Any:
+    """One JSON value -> the Python value of a declared type, or raise _Invalid.
+
+    With reveal=False (a `pii` field) messages describe the value's kind but never show it.
+    """
     if type_ref.name == "list":
         if not isinstance(raw, list):
-            raise _Invalid("wrong_type", f"expected a list of {type_ref.element or 'records'}, got {_kind(raw)}")
+            raise _Invalid(
+                "wrong_type", f"expected a list of {type_ref.element or 'records'}, got {_kind(raw, reveal)}"
+            )
         element = ast.TypeRef(type_ref.element or "string")
         converted = []
         for position, item in enumerate(raw):
             if item is None:
                 raise _Invalid("wrong_type", f"item {position + 1} of the list is null")
             try:
-                converted.append(convert_value(element, item))
+                converted.append(convert_value(element, item, reveal=reveal))
             except _Invalid as exc:
                 raise _Invalid(exc.code, f"item {position + 1} of the list: {exc.message}") from None
         return converted
-    return _convert_scalar(type_ref.name, raw)
+    return _convert_scalar(type_ref.name, raw, reveal)
 
 
-def _convert_scalar(type_name: str, raw: Any) -> Any:
+def _convert_scalar(type_name: str, raw: Any, reveal: bool) -> Any:
     if type_name == "bool":
         if isinstance(raw, bool):
             return raw
-        raise _Invalid("wrong_type", f"expected true or false, got {_kind(raw)}")
+        raise _Invalid("wrong_type", f"expected true or false, got {_kind(raw, reveal)}")
     if type_name == "string":
         if isinstance(raw, str):
             return raw
-        raise _Invalid("wrong_type", f"expected a string, got {_kind(raw)}")
+        raise _Invalid("wrong_type", f"expected a string, got {_kind(raw, reveal)}")
     if type_name == "date":
         if isinstance(raw, _dt.date) and not isinstance(raw, _dt.datetime):
             return raw
         if not isinstance(raw, str):
-            raise _Invalid("wrong_type", f'expected a date "YYYY-MM-DD", got {_kind(raw)}')
+            raise _Invalid("wrong_type", f'expected a date "YYYY-MM-DD", got {_kind(raw, reveal)}')
         try:
             return parse_date(raw)
         except ValueProblem as exc:
-            raise _Invalid("bad_date", str(exc)) from None
+            raise _Invalid("bad_date", str(exc) if reveal else "not a valid date YYYY-MM-DD") from None
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise _Invalid(
-            "wrong_type", f"expected {'a whole number' if type_name == 'int' else 'a number'}, got {_kind(raw)}"
+            "wrong_type", f"expected {'a whole number' if type_name == 'int' else 'a number'}, got {_kind(raw, reveal)}"
         )
     if isinstance(raw, float) and not math.isfinite(raw):
         raise _Invalid("not_finite", "NaN and Infinity are not numbers a policy can use")
     if type_name == "int":
         if isinstance(raw, float):
             if not raw.is_integer():
-                raise _Invalid("not_integer", f"expected a whole number, got {raw!r}")
+                raise _Invalid("not_integer", f"expected a whole number, got {_kind(raw, reveal)}")
             raw = int(raw)
         if abs(raw) > MAX_EXACT_INT:
             raise _Invalid("out_of_range", f"the number is too large (at most ±{MAX_EXACT_INT})")
@@ -137,7 +142,11 @@ def _convert_scalar(type_name: str, raw: Any) -> Any:
     return value
 
 
-def _kind(raw: Any) -> str:
+def _kind(raw: Any, reveal: bool = True) -> str:
+    if not reveal:
+        return {str: "a string", bool: "true/false", int: "a number", float: "a number"}.get(
+            type(raw), _JSON_TYPE_NAMES.get(type(raw), "a value")
+        )
     if isinstance(raw, str):
         return f'the string "{raw[:40]}"' + ("..." if len(raw) > 40 else "")
     if isinstance(raw, bool):
@@ -145,14 +154,6 @@ def _kind(raw: Any) -> str:
     if isinstance(raw, (int, float)):
         return f"the number {raw!r}"
     return _JSON_TYPE_NAMES.get(type(raw), type(raw).__name__)
-
-
-def _mask(field: ast.Field, message: str, raw: Any) -> str:
-    if field.pii and isinstance(raw, str) and raw and raw in message:
-        return message.replace(raw, mask_pii(raw))
-    if field.pii and isinstance(raw, str):
-        return message.replace(raw[:40], mask_pii(raw[:40]))
-    return message
 
 
 def mask_pii(value: str) -> str:

@@ -42,6 +42,8 @@ def _decode_error(name: str, data: bytes, exc: orjson.JSONDecodeError, line_offs
     hint = ""
     if rest.lstrip(b"-").startswith((b"NaN", b"Infinity")):
         hint = " (NaN and Infinity are not valid JSON numbers)"
+    elif "infinity" in exc.msg:
+        hint = " (the number is too large)"
     return InputFileError(f"{name}:{line}:{exc.colno}: invalid JSON: {exc.msg}{hint}")
 
 
