@@ -406,8 +406,7 @@ class _TypeChecker:
             return T.ERROR, True
         nullable = left_null or right_null
         if node.op == "/":
-            divisor = constant_value(node.right)
-            return T.NUMBER, nullable or divisor is NOT_CONSTANT or divisor == 0
+            return T.NUMBER, nullable or self._may_be_zero(node.right)
         return (T.INT if left.kind == right.kind == "int" else T.NUMBER), nullable
 
     def expr_compare(self, node: ast.Compare):
@@ -516,6 +515,15 @@ class _TypeChecker:
     def expr_interval(self, node: ast.Interval):  # only reachable in error cases
         self.analysis.error("misplaced_interval", "an interval can only follow in / not in", node.span)
         return T.ERROR, False
+
+    def _may_be_zero(self, divisor) -> bool:
+        """Whether a divisor can be 0 (division by zero gives missing); a declared range can rule it out."""
+        value = constant_value(divisor)
+        if value is not NOT_CONSTANT:
+            return value == 0
+        symbol = self._constrained_symbol(divisor)
+        constraint = allowed_values(symbol.field) if symbol is not None else None
+        return constraint is None or value_allowed(constraint, 0)
 
     # --------------------------------------------------------------- literals
 

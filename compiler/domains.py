@@ -64,6 +64,20 @@ class ValueSet:
 
     # -------------------------------------------------------------- algebra
 
+    def overlaps(self, other: ValueSet) -> bool:
+        """Whether the two sets share a value (or both admit missing), without building the intersection."""
+        if self.missing and other.missing:
+            return True
+        if self.kind == "str":
+            if self.cofinite and other.cofinite:
+                return True
+            if self.cofinite:
+                return not other.values <= self.values
+            if other.cofinite:
+                return not self.values <= other.values
+            return not self.values.isdisjoint(other.values)
+        return any(_intersect_intervals(a, b) is not None for a in self.intervals for b in other.intervals)
+
     def intersect(self, other: ValueSet) -> ValueSet:
         missing = self.missing and other.missing
         if self.kind == "str":
@@ -74,6 +88,10 @@ class ValueSet:
             if other.cofinite:
                 return ValueSet("str", values=self.values - other.values, missing=missing)
             return ValueSet("str", values=self.values & other.values, missing=missing)
+        if len(self.intervals) == 1 and len(other.intervals) == 1:
+            # The common case (one range against another) needs no re-normalising.
+            piece = _intersect_intervals(self.intervals[0], other.intervals[0])
+            return ValueSet(self.kind, (piece,) if piece is not None else (), missing=missing)
         pieces = []
         for a in self.intervals:
             for b in other.intervals:
@@ -247,9 +265,13 @@ def intersect_boxes(space: Space, a: Box, b: Box) -> Box | None:
     return result
 
 
+def boxes_overlap(space: Space, a: Box, b: Box) -> bool:
+    return all(box_value(space, a, key).overlaps(values) for key, values in b.items())
+
+
 def subtract_box(space: Space, a: Box, b: Box) -> list[Box]:
     """a minus b, as disjoint boxes."""
-    if intersect_boxes(space, a, b) is None:
+    if not boxes_overlap(space, a, b):
         return [a]
     pieces: list[Box] = []
     current = dict(a)
@@ -268,6 +290,9 @@ def subtract_box(space: Space, a: Box, b: Box) -> list[Box]:
 def subtract_all(space: Space, boxes: list[Box], cuts: list[Box]) -> list[Box]:
     """The part of the union of `boxes` outside every box of `cuts`; raises TooComplex past the budget."""
     remaining = [b for b in boxes if not _box_empty(space, b)]
+    # Only cuts that touch what is being cut can change it; testing that once up front is much
+    # cheaper than testing every fragment against every cut.
+    cuts = [cut for cut in cuts if any(boxes_overlap(space, box, cut) for box in remaining)]
     for cut in cuts:
         next_remaining: list[Box] = []
         for box in remaining:

@@ -61,10 +61,11 @@ def cli() -> None:
     help="text for people, json for tools.",
 )
 def check(files: tuple[str, ...], output_format: str) -> None:
-    """Report every error and warning in FILES, each at FILE:LINE:COL."""
+    """Report every error and warning in FILES (directories are searched for .policy files)."""
     found_error = False
     all_diagnostics: list[dict[str, Any]] = []
     errors = warnings = 0
+    files = tuple(_expand_policy_paths(files))
     for path in files:
         try:
             data = read_policy_file(path)
@@ -96,6 +97,18 @@ def check(files: tuple[str, ...], output_format: str) -> None:
             f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
         )
     raise CliExit(EXIT_POLICY if found_error else EXIT_OK)
+
+
+def _expand_policy_paths(paths: tuple[str, ...]) -> list[str]:
+    """Files as given; directories replaced by the .policy files below them (sorted)."""
+    expanded: list[str] = []
+    for path in paths:
+        if Path(path).is_dir():
+            found = sorted(str(p) for p in Path(path).rglob("*.policy"))
+            expanded.extend(found or [path])
+        else:
+            expanded.append(path)
+    return expanded
 
 
 @cli.command()
@@ -235,7 +248,7 @@ def fmt(files: tuple[str, ...], check_only: bool) -> None:
     from dsl.format import format_source
 
     status = EXIT_OK
-    for path in files:
+    for path in _expand_policy_paths(files):
         try:
             data = read_policy_file(path)
             from dsl import decode_source

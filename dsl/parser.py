@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import Indenter
 
 from dsl import ast
@@ -134,11 +134,8 @@ def parse(text: str | bytes, filename: str = "<policy>") -> ast.Policy:
         raise _describe_unexpected(exc, filename, source) from None
     try:
         return BuildAst(filename, parse_text).transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, PolicySyntaxError):
-            error = exc.orig_exc
-            raise PolicySyntaxError(error.diagnostic, source) from None
-        raise
+    except PolicySyntaxError as exc:
+        raise PolicySyntaxError(exc.diagnostic, source) from None
 
 
 def decode_source(text: str | bytes, filename: str) -> str:

@@ -254,6 +254,10 @@ def test_check_bad_policy_files(capsys, tmp_path: Path, content: bytes, words: s
 def test_check_missing_file_and_directory(capsys, tmp_path: Path) -> None:
     code, out, _ = run_cli(capsys, "check", str(tmp_path / "none.policy"), str(tmp_path))
     assert code == 1 and "no such file" in out and "is a directory" in out
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.policy").write_text("policy x\n", encoding="utf-8")
+    code, out, _ = run_cli(capsys, "check", str(tmp_path))
+    assert code == 1 and "x.policy:1:" in out
 
 
 def test_test_command_reports_failures_and_counts(capsys, workspace: Path) -> None:
