@@ -33,7 +33,7 @@ class Comment:
 
     line: int  # 1-based source line
     column: int  # 1-based column of the `#`
-    text: str  # from `#` to the end of the line, trailing white space removed
+    text: str  # from `#` to the end of the line, trailing spaces and tabs removed
     own_line: bool  # nothing but white space before it on its line
 
 
@@ -66,7 +66,9 @@ def scan_comments(source: str) -> tuple[Comment, ...]:
     for number, line in enumerate(source.split("\n"), start=1):
         start = _comment_start(line)
         if start >= 0:
-            comments.append(Comment(number, start + 1, line[start:].rstrip(), not line[:start].strip()))
+            # Only spaces and tabs count as trailing white space: a comment may
+            # end in \xa0 or \u2028, which str.rstrip() would also eat.
+            comments.append(Comment(number, start + 1, line[start:].rstrip(" \t"), not line[:start].strip()))
     return tuple(comments)
 
 
@@ -134,7 +136,7 @@ def number_text(value: int | float) -> str:
         return str(value)
     # The grammar has no exponent notation, and the decimal point must stay so
     # the value parses back as a float rather than an int.
-    text = format(Decimal(repr(float(value))), "f")
+    text = format(Decimal(repr(abs(float(value)))), "f")  # abs: -0.0 is not a negative literal
     return text if "." in text else text + ".0"
 
 
@@ -156,6 +158,27 @@ def _unquote(literal: str) -> str:
 
 def _signed_text(value: int | float) -> str:
     return "-" + number_text(-value) if value < 0 else number_text(value)
+
+
+def _squeeze_spaces(code: str) -> str:
+    """Runs of spaces outside string literals become one space."""
+    out: list[str] = []
+    in_string = False
+    index = 0
+    while index < len(code):
+        char = code[index]
+        if in_string and char == "\\":
+            out.append(code[index : index + 2])
+            index += 2
+            continue
+        if char == '"':
+            in_string = not in_string
+        if char == " " and not in_string and out and out[-1] == " ":
+            index += 1
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def _display_width(text: str) -> int:
@@ -407,7 +430,7 @@ class _Printer:
             # line so the checker still sees (and reports) both.
             code = self._code(field.span.line)
             if code:
-                return code
+                return _squeeze_spaces(code)
         parts = [f"{field.name}: {field.type}"]
         flags = {"optional": field.optional, "key": field.key, "pii": field.pii, "in": field.allowed is not None}
         written: list[str] = []
@@ -482,9 +505,9 @@ class _Printer:
             self.emit(1, f"{left}|| {right} |", line)
 
     def scorecard(self, node: ast.Scorecard) -> None:
-        if node.base_text is not None:
+        if node.base_text:
             base = f" (base {node.base_text})"
-        elif node.base != 0:
+        elif node.base_text is not None or node.base != 0:
             base = f" (base {_signed_text(node.base)})"
         else:
             base = ""

@@ -45,10 +45,10 @@ _FIRST_DATE = dt.date(1900, 1, 1)
 _LAST_DATE = dt.date(2100, 12, 31)
 
 _name_bases = st.one_of(
-    st.sampled_from(["income", "score", "band", "channel", "age", "dti", "offer", "apr", "segment", "flag"]),
+    st.sampled_from(("income", "score", "band", "channel", "age", "dti", "offer", "apr", "segment", "flag")),
     st.sampled_from(CONTEXTUAL_WORDS),
     # Near-misses of reserved words (`notes`, `in_x`, `True`) must lex as names.
-    st.sampled_from(["notes", "in_x", "is_new", "orders", "iff", "True", "Not", "tomorrow", "_x", "listing"]),
+    st.sampled_from(("notes", "in_x", "is_new", "orders", "iff", "True", "Not", "tomorrow", "_x", "listing")),
     st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True),
 )
 
@@ -61,6 +61,13 @@ _string_values = st.text(
     ),
     max_size=8,
 )
+
+
+# Regex strategies are costly to build, so build each once.
+_WHOLE_DIGITS = st.from_regex(r"(0|[1-9][0-9]{0,5})", fullmatch=True)
+_FRACTION_DIGITS = st.from_regex(r"[0-9]{1,4}", fullmatch=True)
+_RULE_IDS = st.one_of(st.from_regex(r"[A-Z][0-9]{2}", fullmatch=True), _name_bases)
+_REASON_CODES = st.from_regex(r"S[0-9]{2}", fullmatch=True)
 
 
 @dataclass
@@ -95,31 +102,29 @@ def _grouped(digits: str) -> str:
     return f"{int(digits):_}"
 
 
-@st.composite
-def int_literals(draw: st.DrawFn, max_value: int = MAX_INT) -> ast.Number:
+def _int_literal(draw: st.DrawFn, max_value: int = MAX_INT) -> ast.Number:
     value = draw(
-        st.one_of(st.integers(0, 1000), st.sampled_from([0, 1, 18, 600, max_value]), st.integers(0, max_value))
+        st.one_of(st.integers(0, 1000), st.sampled_from((0, 1, 18, 600, max_value)), st.integers(0, max_value))
     )
-    style = draw(st.sampled_from(["plain", "plain", "grouped", "unwritten"]))
+    style = draw(st.sampled_from(("plain", "plain", "grouped", "unwritten")))
     text = {"plain": str(value), "grouped": _grouped(str(value)), "unwritten": ""}[style]
     return ast.Number(value, text=text)
 
 
-@st.composite
-def number_literals(draw: st.DrawFn) -> ast.Number:
+def _number_literal(draw: st.DrawFn) -> ast.Number:
     """Decimals, percentages and numbers with no recorded spelling (printed from the value)."""
-    style = draw(st.sampled_from(["decimal", "percent", "percent_decimal", "unwritten", "int"]))
+    style = draw(st.sampled_from(("decimal", "percent", "percent_decimal", "unwritten", "int")))
     if style == "int":
-        return draw(int_literals())
+        return _int_literal(draw)
     if style == "unwritten":
         value = draw(st.floats(min_value=0, max_value=1e22, allow_nan=False, allow_infinity=False))
         return ast.Number(value, text="")
-    whole = draw(st.from_regex(r"(0|[1-9][0-9]{0,5})", fullmatch=True))
+    whole = draw(_WHOLE_DIGITS)
     if draw(st.booleans()):
         whole = _grouped(whole)
     if style == "percent":
         return ast.Number(float(Decimal(whole.replace("_", "")) / 100), text=f"{whole}%")
-    fraction = draw(st.from_regex(r"[0-9]{1,4}", fullmatch=True))
+    fraction = draw(_FRACTION_DIGITS)
     digits = f"{whole}.{fraction}"
     exact = Decimal(digits.replace("_", ""))
     if style == "percent_decimal":
@@ -132,57 +137,57 @@ def _signed(number: ast.Number, negative: bool) -> ast.Expr:
     return ast.Negate(number) if negative else number
 
 
-def string_literals() -> st.SearchStrategy[ast.String]:
-    return st.builds(ast.String, _string_values)
+_STRING_LITERALS = st.builds(ast.String, _string_values)
+_DATE_LITERALS = st.dates(_FIRST_DATE, _LAST_DATE).map(lambda d: ast.Call("date", (ast.String(d.isoformat()),)))
+_DATES_OR_TODAY = st.one_of(_DATE_LITERALS, st.just(ast.Today()))
 
 
-def date_literals() -> st.SearchStrategy[ast.Call]:
-    return st.dates(_FIRST_DATE, _LAST_DATE).map(lambda d: ast.Call("date", (ast.String(d.isoformat()),)))
-
-
-@st.composite
-def literals(draw: st.DrawFn, type_: str) -> ast.Expr:
+def _literal(draw: st.DrawFn, type_: str) -> ast.Expr:
     if type_ == "int":
-        return _signed(draw(int_literals(10_000)), draw(st.booleans()) and draw(st.booleans()))
+        return _signed(_int_literal(draw, 10_000), draw(st.booleans()) and draw(st.booleans()))
     if type_ == "number":
-        return _signed(draw(number_literals()), draw(st.booleans()) and draw(st.booleans()))
+        return _signed(_number_literal(draw), draw(st.booleans()) and draw(st.booleans()))
     if type_ == "bool":
         return ast.Bool(draw(st.booleans()))
     if type_ == "string":
-        return draw(string_literals())
+        return draw(_STRING_LITERALS)
     if type_ == "date":
-        return draw(st.one_of(date_literals(), st.just(ast.Today())))
+        return draw(_DATES_OR_TODAY)
     raise ValueError(type_)
 
 
 def _constant(draw: st.DrawFn, type_: str) -> ast.Expr:
     """A literal with no `today` in it, as sets and ranges of allowed values want."""
     if type_ == "date":
-        return draw(date_literals())
-    return draw(literals(type_))
+        return draw(_DATE_LITERALS)
+    return _literal(draw, type_)
 
 
 # --------------------------------------------------------------- expressions
+
+
+def _leaf(draw: st.DrawFn, env: _Env, type_: str) -> ast.Expr:
+    names = env.names_of(type_)
+    if names and draw(st.booleans()):
+        return ast.Name(draw(st.sampled_from(names)))
+    return _literal(draw, type_)
 
 
 def _call(func: str, *args: ast.Expr) -> ast.Call:
     return ast.Call(func, tuple(args))
 
 
-@st.composite
-def expressions(draw: st.DrawFn, env: _Env, type_: str, depth: int = 2) -> ast.Expr:
+def _expr(draw: st.DrawFn, env: _Env, type_: str, depth: int = 2) -> ast.Expr:
     """An expression of `type_` over the names in `env`."""
-    names = env.names_of(type_)
-    leaf = st.one_of(literals(type_), *([st.sampled_from(names).map(ast.Name)] if names else []))
     if depth <= 0 or draw(st.integers(0, 3)) == 0:
-        return draw(leaf)
+        return _leaf(draw, env, type_)
 
     def sub(t: str) -> ast.Expr:
-        return draw(expressions(env, t, depth - 1))
+        return _expr(draw, env, t, depth - 1)
 
     choice = draw(st.sampled_from(_SHAPES[type_]))
     if choice == "leaf":
-        return draw(leaf)
+        return _leaf(draw, env, type_)
     if choice == "if":
         return ast.IfElse(sub("bool"), sub(type_), sub(type_))
     if choice == "coalesce":
@@ -199,7 +204,7 @@ def expressions(draw: st.DrawFn, env: _Env, type_: str, depth: int = 2) -> ast.E
     if choice == "clamp":
         return _call("clamp", sub(type_), sub(type_), sub(type_))
     if choice == "round":
-        return _call("round", sub("number"), draw(int_literals(4)))
+        return _call("round", sub("number"), _int_literal(draw, 4))
     if choice in ("floor", "ceil"):
         return _call(choice, sub("number"))
     if choice == "len":
@@ -209,15 +214,15 @@ def expressions(draw: st.DrawFn, env: _Env, type_: str, depth: int = 2) -> ast.E
     if choice in ("lower", "upper"):
         return _call(choice, sub("string"))
     if choice in ("contains", "starts_with"):
-        return _call(choice, sub("string"), draw(string_literals()))
+        return _call(choice, sub("string"), draw(_STRING_LITERALS))
     if choice == "date_call":
-        return draw(date_literals())
+        return draw(_DATE_LITERALS)
     if choice == "compare":
-        operand = draw(st.sampled_from(["int", "number", "string", "bool", "date"]))
+        operand = draw(st.sampled_from(("int", "number", "string", "bool", "date")))
         ops = COMPARE_OPS if operand in ORDERED else ("==", "!=")
         return ast.Compare(draw(st.sampled_from(ops)), sub(operand), sub(operand))
     if choice == "in":
-        return draw(_membership(env, depth - 1))
+        return _membership(draw, env, depth - 1)
     if choice == "is_missing":
         candidates = sorted(env.values)
         operand = ast.Name(draw(st.sampled_from(candidates))) if candidates else sub("number")
@@ -241,7 +246,6 @@ _SHAPES = {
 }
 
 
-@st.composite
 def _membership(draw: st.DrawFn, env: _Env, depth: int) -> ast.In:
     """`x in ...` / `x not in ...` on a set literal, an interval, a named list or a list value."""
     negated = draw(st.booleans())
@@ -250,26 +254,24 @@ def _membership(draw: st.DrawFn, env: _Env, depth: int) -> ast.In:
     if kind == "named_list" and env.sets:
         name = draw(st.sampled_from(sorted(env.sets)))
         item_type = env.sets[name]
-        return ast.In(draw(expressions(env, item_type, depth)), ast.Name(name), negated)
+        return ast.In(_expr(draw, env, item_type, depth), ast.Name(name), negated)
     lists = sorted(name for name, t in env.values.items() if t.startswith("list:"))
     if kind == "list_value" and lists:
         name = draw(st.sampled_from(lists))
         item_type = env.values[name].split(":", 1)[1]
-        return ast.In(draw(expressions(env, item_type, depth)), ast.Name(name), negated)
+        return ast.In(_expr(draw, env, item_type, depth), ast.Name(name), negated)
     if kind == "interval":
         item_type = draw(st.sampled_from(ORDERED))
-        return ast.In(draw(expressions(env, item_type, depth)), draw(intervals(item_type)), negated)
-    item_type = draw(st.sampled_from(["int", "number", "string"]))
-    return ast.In(draw(expressions(env, item_type, depth)), draw(set_literals(item_type)), negated)
+        return ast.In(_expr(draw, env, item_type, depth), _interval(draw, item_type), negated)
+    item_type = draw(st.sampled_from(("int", "number", "string")))
+    return ast.In(_expr(draw, env, item_type, depth), _set_literal(draw, item_type), negated)
 
 
-@st.composite
-def set_literals(draw: st.DrawFn, type_: str, min_size: int = 1) -> ast.SetLiteral:
-    return ast.SetLiteral(tuple(draw(st.lists(literals(type_), min_size=min_size, max_size=4))))
+def _set_literal(draw: st.DrawFn, type_: str, min_size: int = 1) -> ast.SetLiteral:
+    return ast.SetLiteral(tuple(_literal(draw, type_) for _ in range(draw(st.integers(min_size, 4)))))
 
 
-@st.composite
-def intervals(draw: st.DrawFn, type_: str) -> ast.Interval:
+def _interval(draw: st.DrawFn, type_: str) -> ast.Interval:
     low, high = draw(_constant_value(type_)), draw(_constant_value(type_))
     low, high = min(low, high), max(low, high)
     return ast.Interval(_literal_for(low, type_), _literal_for(high, type_), draw(st.booleans()), draw(st.booleans()))
@@ -298,8 +300,7 @@ def _literal_for(value: Any, type_: str) -> ast.Expr:
 # ---------------------------------------------------------------- unary tests
 
 
-@st.composite
-def unary_tests(draw: st.DrawFn, type_: str, otherwise: bool = False) -> ast.UnaryTest:
+def _unary_test(draw: st.DrawFn, type_: str, otherwise: bool = False) -> ast.UnaryTest:
     """A table cell or scorecard bin test suited to a column of `type_`."""
     kinds = ["any", "missing", "not_missing", "equal"]
     if type_ in ORDERED:
@@ -318,23 +319,22 @@ def unary_tests(draw: st.DrawFn, type_: str, otherwise: bool = False) -> ast.Una
     if kind in ("missing", "not_missing"):
         return ast.TestMissing(kind == "not_missing")
     if kind == "equal":
-        return ast.TestCompare("==", draw(literals(type_)))
+        return ast.TestCompare("==", _literal(draw, type_))
     if kind == "not_equal":
-        return ast.TestCompare("!=", draw(literals(type_)))
+        return ast.TestCompare("!=", _literal(draw, type_))
     if kind == "compare":
-        return ast.TestCompare(draw(st.sampled_from(COMPARE_OPS[1:])), draw(literals(type_)))
+        return ast.TestCompare(draw(st.sampled_from(COMPARE_OPS[1:])), _literal(draw, type_))
     if kind == "interval":
-        return ast.TestInterval(draw(intervals(type_)))
-    return ast.TestSet(draw(set_literals(type_)), kind == "not_set")
+        return ast.TestInterval(_interval(draw, type_))
+    return ast.TestSet(_set_literal(draw, type_), kind == "not_set")
 
 
 # ------------------------------------------------------------- declarations
 
 
-@st.composite
-def input_fields(draw: st.DrawFn, env: _Env, allow_key: bool) -> ast.Field:
+def _input_field(draw: st.DrawFn, env: _Env, allow_key: bool) -> ast.Field:
     name = _fresh(draw, env)
-    kind = draw(st.sampled_from([*SCALARS, "list:string", "list:int", "list:number"]))
+    kind = draw(st.sampled_from((*SCALARS, "list:string", "list:int", "list:number")))
     type_ref = ast.TypeRef("list", kind.split(":")[1]) if kind.startswith("list:") else ast.TypeRef(kind)
     modifiers: list[str] = []
     allowed: ast.SetLiteral | ast.Interval | None = None
@@ -348,7 +348,7 @@ def input_fields(draw: st.DrawFn, env: _Env, allow_key: bool) -> ast.Field:
         if kind == "string" or (kind != "date" and draw(st.booleans())):
             allowed = ast.SetLiteral(tuple(_constant(draw, kind) for _ in range(draw(st.integers(1, 4)))))
         else:
-            allowed = draw(intervals(kind))
+            allowed = _interval(draw, kind)
         modifiers.append("in")
     order = draw(st.permutations(modifiers))
     env.values[name] = kind
@@ -358,10 +358,9 @@ def input_fields(draw: st.DrawFn, env: _Env, allow_key: bool) -> ast.Field:
     )
 
 
-@st.composite
-def output_fields(draw: st.DrawFn, env: _Env) -> ast.Field:
+def _output_field(draw: st.DrawFn, env: _Env) -> ast.Field:
     name = _fresh(draw, env)
-    kind = draw(st.sampled_from([*SCALARS, "list"]))
+    kind = draw(st.sampled_from((*SCALARS, "list")))
     if kind == "list":
         field_ = ast.Field(name, ast.TypeRef("list"))
     else:
@@ -371,7 +370,7 @@ def output_fields(draw: st.DrawFn, env: _Env) -> ast.Field:
             allowed = ast.SetLiteral(tuple(_unique_constants(draw, kind)))
             modifiers.append("in")
         elif kind == "number" and draw(st.integers(0, 3)) == 0:
-            allowed = draw(intervals("number"))
+            allowed = _interval(draw, "number")
             modifiers.append("in")
         optional = kind == "date" or draw(st.integers(0, 2)) == 0
         if optional:
@@ -399,8 +398,7 @@ def _unique_constants(draw: st.DrawFn, kind: str) -> list[ast.Expr]:
     return items
 
 
-@st.composite
-def headers(draw: st.DrawFn, env: _Env) -> ast.Header:
+def _header(draw: st.DrawFn, env: _Env) -> ast.Header:
     name = _fresh(draw, env)
     title = draw(_string_values)
     kind = draw(st.one_of(st.none(), st.sampled_from(KINDS)))
@@ -412,9 +410,8 @@ def headers(draw: st.DrawFn, env: _Env) -> ast.Header:
 # ---------------------------------------------------------------- statements
 
 
-@st.composite
-def actions(draw: st.DrawFn, env: _Env) -> ast.Action:
-    kind = draw(st.sampled_from(["assign", "assign", "reason", "stop"]))
+def _action(draw: st.DrawFn, env: _Env) -> ast.Action:
+    kind = draw(st.sampled_from(("assign", "assign", "reason", "stop")))
     assignable = [name for name, f in env.outputs.items() if f.type.name != "list" or env.collects]
     if kind == "assign" and assignable:
         target = draw(st.sampled_from(assignable))
@@ -424,66 +421,62 @@ def actions(draw: st.DrawFn, env: _Env) -> ast.Action:
         elif isinstance(output.allowed, ast.SetLiteral):
             value = draw(st.sampled_from(output.allowed.items))
         else:
-            value = draw(expressions(env, output.type.name))
+            value = _expr(draw, env, output.type.name)
         return ast.Assign(target, value)
     if kind == "stop":
         return ast.Stop()
     if env.scorecards and draw(st.booleans()):
         reasons = ast.Attribute(ast.Name(draw(st.sampled_from(env.scorecards))), "reasons")
         if draw(st.booleans()):
-            return ast.AddReason(_call("top", reasons, draw(int_literals(5))))
+            return ast.AddReason(_call("top", reasons, _int_literal(draw, 5)))
         return ast.AddReason(reasons)
-    return ast.AddReason(draw(string_literals()))
+    return ast.AddReason(draw(_STRING_LITERALS))
 
 
-@st.composite
-def list_decls(draw: st.DrawFn, env: _Env) -> ast.ListDecl:
+def _list_decl(draw: st.DrawFn, env: _Env) -> ast.ListDecl:
     name = _fresh(draw, env)
-    element = draw(st.sampled_from(["string", "int", "number"]))
-    members = draw(st.one_of(st.none(), set_literals(element, min_size=0)))
+    element = draw(st.sampled_from(("string", "int", "number")))
+    members = _set_literal(draw, element, min_size=0) if draw(st.booleans()) else None
     env.sets[name] = element
     return ast.ListDecl(name, element, members)
 
 
-@st.composite
-def lets(draw: st.DrawFn, env: _Env) -> ast.Let:
+def _let(draw: st.DrawFn, env: _Env) -> ast.Let:
     type_ = draw(st.sampled_from(SCALARS))
-    value = draw(expressions(env, type_))  # drawn before the name exists: no self-reference
+    value = _expr(draw, env, type_)  # drawn before the name exists: no self-reference
     name = _fresh(draw, env)
     env.values[name] = type_
     return ast.Let(name, value)
 
 
-@st.composite
-def rules_blocks(draw: st.DrawFn, env: _Env) -> ast.Rules:
+def _rules_block(draw: st.DrawFn, env: _Env) -> ast.Rules:
     name = _fresh(draw, env)
     rules = []
     for _ in range(draw(st.integers(1, 3))):
-        rule_id = _fresh(draw, env, st.one_of(st.from_regex(r"[A-Z][0-9]{2}", fullmatch=True), _name_bases))
+        rule_id = _fresh(draw, env, _RULE_IDS)
         label = draw(st.one_of(st.none(), _string_values))
-        condition = draw(expressions(env, "bool"))
-        body = draw(st.lists(actions(env), min_size=1, max_size=3))
+        condition = _expr(draw, env, "bool")
+        body = [_action(draw, env) for _ in range(draw(st.integers(1, 3)))]
         rules.append(ast.Rule(rule_id, label, condition, tuple(body), then_block=draw(st.booleans())))
-    return ast.Rules(name, draw(st.sampled_from(["first", "all"])), tuple(rules))
+    return ast.Rules(name, draw(st.sampled_from(("first", "all"))), tuple(rules))
 
 
 _TESTABLE = ("int", "number", "bool", "string", "date")
 
 
-@st.composite
-def tables(draw: st.DrawFn, env: _Env) -> ast.Table:
+def _table(draw: st.DrawFn, env: _Env) -> ast.Table:
     name = _fresh(draw, env)
-    hit = draw(st.sampled_from(["first", "unique", "collect"]))
+    hit = draw(st.sampled_from(("first", "unique", "collect")))
     # A table with no input columns is legal (`|| x |`); keep it rare.
-    input_count = draw(st.sampled_from([0, 1, 1, 2, 2, 3]))
+    input_count = draw(st.sampled_from((0, 1, 1, 2, 2, 3)))
     input_types = [draw(st.sampled_from(_TESTABLE)) for _ in range(input_count)]
-    inputs = tuple(draw(expressions(env, t, depth=1)) for t in input_types)
-    output_types = [draw(st.sampled_from(["int", "number", "string", "bool"])) for _ in range(draw(st.integers(1, 2)))]
+    inputs = tuple(_expr(draw, env, t, depth=1) for t in input_types)
+    output_types = [draw(st.sampled_from(("int", "number", "string", "bool"))) for _ in range(draw(st.integers(1, 2)))]
     outputs = tuple(ast.OutputColumn(_fresh(draw, env)) for _ in output_types)
     rows = tuple(
         ast.TableRow(
-            tuple(draw(unary_tests(t)) for t in input_types),
-            tuple(draw(expressions(env, t, depth=1)) for t in output_types),
+            tuple(_unary_test(draw, t) for t in input_types),
+            tuple(_expr(draw, env, t, depth=1) for t in output_types),
         )
         for _ in range(draw(st.integers(1, 4)))
     )
@@ -501,10 +494,11 @@ def tables(draw: st.DrawFn, env: _Env) -> ast.Table:
     return ast.Table(name, hit, inputs, outputs, rows, sort_column, descending, limit)
 
 
-@st.composite
 def _points(draw: st.DrawFn) -> tuple[int | float, str]:
     """A signed bin or base number and its spelling ("" when unwritten)."""
-    number = draw(st.one_of(int_literals(1000), number_literals().filter(lambda n: n.value < 1e6)))
+    number = _int_literal(draw, 1000) if draw(st.booleans()) else _number_literal(draw)
+    if number.value >= 1e6:
+        number = ast.Number(number.value % 1000, text="")  # points stay within a double's exact range
     negative = draw(st.booleans())
     value = -number.value if negative else number.value
     if not number.text:
@@ -512,24 +506,23 @@ def _points(draw: st.DrawFn) -> tuple[int | float, str]:
     return value, ("-" if negative else "") + number.text
 
 
-@st.composite
-def scorecards(draw: st.DrawFn, env: _Env) -> ast.Scorecard:
+def _scorecard(draw: st.DrawFn, env: _Env) -> ast.Scorecard:
     name = _fresh(draw, env)
     characteristics = []
     for _ in range(draw(st.integers(1, 3))):
-        type_ = draw(st.sampled_from(["int", "number", "number", "string", "date"]))
-        characteristic = draw(expressions(env, type_, depth=1))
+        type_ = draw(st.sampled_from(("int", "number", "number", "string", "date")))
+        characteristic = _expr(draw, env, type_, depth=1)
         label = draw(st.one_of(st.none(), _string_values))
         bins = []
         count = draw(st.integers(1, 4))
         for index in range(count):
-            test = draw(unary_tests(type_, otherwise=index == count - 1))
-            points, text = draw(_points())
-            reason = draw(st.one_of(st.none(), st.from_regex(r"S[0-9]{2}", fullmatch=True)))
+            test = _unary_test(draw, type_, otherwise=index == count - 1)
+            points, text = _points(draw)
+            reason = draw(st.one_of(st.none(), _REASON_CODES))
             bins.append(ast.Bin(test, points, reason, points_text=text))
         characteristics.append(ast.Characteristic(characteristic, label, tuple(bins)))
     if draw(st.booleans()):
-        base, base_text = draw(_points())
+        base, base_text = _points(draw)
         base_text_or_none: str | None = base_text
     else:
         base, base_text_or_none = 0, None
@@ -538,34 +531,32 @@ def scorecards(draw: st.DrawFn, env: _Env) -> ast.Scorecard:
     return ast.Scorecard(name, base, tuple(characteristics), base_text=base_text_or_none)
 
 
-@st.composite
 def _tree_level(draw: st.DrawFn, env: _Env, depth: int) -> tuple[ast.Branch, ...]:
     branches = []
     conditions = draw(st.integers(1, 3))
     with_otherwise = draw(st.booleans())
     for index in range(conditions + with_otherwise):
-        condition = None if index == conditions else draw(expressions(env, "bool", depth=1))
+        condition = None if index == conditions else _expr(draw, env, "bool", depth=1)
         if depth > 0 and draw(st.integers(0, 2)) == 0:
-            body: tuple[Any, ...] = draw(_tree_level(env, depth - 1))
+            body: tuple[Any, ...] = _tree_level(draw, env, depth - 1)
         else:
-            body = tuple(draw(st.lists(actions(env), min_size=1, max_size=2)))
+            body = tuple(_action(draw, env) for _ in range(draw(st.integers(1, 2))))
         branches.append(ast.Branch(condition, body))
     return tuple(branches)
 
 
-@st.composite
-def trees(draw: st.DrawFn, env: _Env) -> ast.Tree:
+def _tree(draw: st.DrawFn, env: _Env) -> ast.Tree:
     name = _fresh(draw, env)
-    return ast.Tree(name, draw(_tree_level(env, 2)))
+    return ast.Tree(name, _tree_level(draw, env, 2))
 
 
 _STATEMENTS = {
-    "list": list_decls,
-    "let": lets,
-    "rules": rules_blocks,
-    "table": tables,
-    "scorecard": scorecards,
-    "tree": trees,
+    "list": _list_decl,
+    "let": _let,
+    "rules": _rules_block,
+    "table": _table,
+    "scorecard": _scorecard,
+    "tree": _tree,
 }
 
 
@@ -573,13 +564,13 @@ _STATEMENTS = {
 def policies(draw: st.DrawFn, max_statements: int = 5) -> ast.Policy:
     """A small random policy, as `dsl.parse` would build it from `format_policy`'s text."""
     env = _Env()
-    header = draw(headers(env))
+    header = _header(draw, env)
     inputs: list[ast.Field] = []
     for _ in range(draw(st.integers(1, 5))):
-        inputs.append(draw(input_fields(env, allow_key=not any(f.key for f in inputs))))
-    outputs = [draw(output_fields(env)) for _ in range(draw(st.integers(1, 4)))]
+        inputs.append(_input_field(draw, env, allow_key=not any(f.key for f in inputs)))
+    outputs = [_output_field(draw, env) for _ in range(draw(st.integers(1, 4)))]
     kinds = draw(st.lists(st.sampled_from(sorted(_STATEMENTS)), max_size=max_statements))
-    statements = [draw(_STATEMENTS[kind](env)) for kind in kinds]
+    statements = [_STATEMENTS[kind](draw, env) for kind in kinds]
     return ast.Policy(header, tuple(inputs), tuple(outputs), tuple(statements))
 
 
@@ -734,7 +725,7 @@ def input_records(draw: st.DrawFn, policy: ast.Policy, invalid: bool = True) -> 
     record: dict[str, Any] = {}
     for input_field in policy.inputs:
         if input_field.optional:
-            presence = draw(st.sampled_from(["value", "value", "absent", "null"]))
+            presence = draw(st.sampled_from(("value", "value", "absent", "null")))
             if presence == "absent":
                 continue
             if presence == "null":
@@ -743,7 +734,7 @@ def input_records(draw: st.DrawFn, policy: ast.Policy, invalid: bool = True) -> 
         record[input_field.name] = draw(_valid_value(input_field))
     if invalid and policy.inputs and draw(st.integers(0, 4)) == 0:
         victim = draw(st.sampled_from(policy.inputs))
-        mistake = draw(st.sampled_from(["wrong_value", "drop", "unknown_field"]))
+        mistake = draw(st.sampled_from(("wrong_value", "drop", "unknown_field")))
         if mistake == "wrong_value":
             record[victim.name] = draw(_wrong_value(victim))
         elif mistake == "drop" and not victim.optional:
