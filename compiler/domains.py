@@ -170,6 +170,8 @@ def _normalise(kind: str, intervals) -> tuple[Interval, ...]:
     """Sorted, disjoint, merged intervals; integer kinds become closed integer intervals."""
     cleaned: list[Interval] = []
     for low, low_closed, high, high_closed in intervals:
+        if low == INF or high == -INF:
+            continue  # empty: nothing lies above +inf or below -inf
         if kind in ("int", "date"):
             if low != -INF:
                 low, low_closed = (math.ceil(low) if low_closed else math.floor(low) + 1), True
