@@ -9,6 +9,7 @@ calls, lists used outside `in`, and literals outside a field's allowed values.
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
 
 from compiler import types as T
@@ -109,6 +110,11 @@ class _TypeChecker:
                     item,
                     f"the allowed values of '{field.name}'",
                 )
+        constraint = allowed_values(field)
+        if constraint is not None and constraint[0] == "range" and _empty_range(field.type.name, constraint[1]):
+            self.analysis.error(
+                "empty_range", f"the range of '{field.name}' allows no value at all", field.allowed.span
+            )
         if field.default is not None:
             value = constant_value(field.default)
             if value is NOT_CONSTANT:
@@ -551,6 +557,18 @@ class _TypeChecker:
                 f"({describe_constraint(constraint)})",
                 literal_expr.span,
             )
+
+
+def _empty_range(type_name: str, spec) -> bool:
+    from compiler.domains import ValueSet  # the domain algebra is only needed for this one check
+
+    low, high, low_closed, high_closed = spec
+    if isinstance(low, _dt.date) and isinstance(high, _dt.date):
+        low, high = low.toordinal(), high.toordinal()
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+        return False
+    kind = "int" if type_name in ("int", "date") else "num"
+    return ValueSet.numeric(kind, [(low, low_closed, high, high_closed)]).is_empty()
 
 
 def _literal_type(value: object) -> Type:
