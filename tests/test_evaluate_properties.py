@@ -52,7 +52,7 @@ def test_checking_generated_policies_never_crashes(generated) -> None:
 @SETTINGS
 @given(st.data())
 def test_evaluation_raises_only_input_or_evaluation_errors(data) -> None:
-    policy_ast, text = data.draw(policies_with_text())
+    _, text = data.draw(policies_with_text())
     policy = _compile(text)
     assume(policy is not None)
     record = data.draw(input_records(policy.ast))
@@ -70,7 +70,7 @@ def test_evaluation_raises_only_input_or_evaluation_errors(data) -> None:
 @SETTINGS
 @given(st.data())
 def test_valid_records_are_never_rejected(data) -> None:
-    policy_ast, text = data.draw(policies_with_text())
+    _, text = data.draw(policies_with_text())
     policy = _compile(text)
     assume(policy is not None)
     record = data.draw(valid_input_records(policy.ast))
