@@ -44,14 +44,20 @@ def check_declarations(analysis: Analysis) -> None:
         for word in ("key", "pii"):
             if word in field.modifiers:
                 analysis.error("output_modifier", f'"{word}" applies to inputs, not outputs', field.name_span)
-        is_list = field.type.name == "list"
-        if field.default is None and not field.optional and not is_list:
+        is_record_list = field.type.name == "list" and field.type.element is None
+        if field.type.name == "list" and field.type.element is not None and not field.optional:
+            analysis.error(
+                "list_output_optional",
+                f"output '{field.name}' is a {field.type}, which has no literal default; make it optional",
+                field.name_span,
+            )
+        elif field.default is None and not field.optional and not is_record_list:
             analysis.error(
                 "output_needs_default",
                 f"output '{field.name}' needs a default (= VALUE) or the word optional",
                 field.name_span,
             )
-        if is_list and field.default is not None:
+        if field.type.name == "list" and field.default is not None:
             analysis.error(
                 "list_output_default", f"list output '{field.name}' starts empty and takes no default", field.span
             )

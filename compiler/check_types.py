@@ -272,6 +272,11 @@ class _TypeChecker:
             )
             return
         self.check_literal(symbol, action.expr)
+        if symbol.type == T.EMPTY_RECORD_LIST and value_type.kind == "list" and value_type.element is not None:
+            # A bare `list` output takes the record fields of the first collect table assigned to it,
+            # so later statements can read e.g. `offers.product`.
+            if value_type.element.kind == "record" and value_type.element.fields:
+                symbol.type = value_type
 
     def condition(self, expr, what: str) -> None:
         value_type, _ = self.expr(expr)

@@ -71,8 +71,11 @@ class _Evaluation:
         self.scorecard_reasons: dict[str, list[str]] = {}
         self.output_fields = {f.name: f for f in policy.outputs}
         self.outputs: dict[str, Any] = {}
+        # Spec §3 masks pii values everywhere outside the evaluation, errors included; a computed value
+        # may derive from one, so a policy with pii inputs never echoes values in its errors.
+        self.reveal_values = not any(field.pii for field in policy.inputs)
         for field in policy.outputs:
-            if field.type.name == "list":
+            if field.type.name == "list" and field.type.element is None:
                 self.outputs[field.name] = []
             elif field.default is not None:
                 self.outputs[field.name] = self._coerce(field, self._eval(field.default))
@@ -237,8 +240,9 @@ class _Evaluation:
         value = self._coerce(field, value)
         constraint = allowed_values(field)
         if value is not None and constraint is not None and not value_allowed(constraint, value):
+            shown = show_value(value) if self.reveal_values else "this value (not shown: the policy has pii inputs)"
             raise self.context.fail(
-                f"output '{field.name}' cannot be {show_value(value)}; it must be {describe_constraint(constraint)}",
+                f"output '{field.name}' cannot be {shown}; it must be {describe_constraint(constraint)}",
                 action.span,
                 output=field.name,
             )
