@@ -10,8 +10,10 @@ raising, for `decide check` and editors.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import hashlib
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,17 +193,31 @@ def resolve_as_of(as_of: _dt.date | str | None) -> _dt.date:
         raise EvaluationError(f"as_of: {exc}") from None
 
 
+@contextmanager
+def _collector_paused():
+    """Pause the cyclic garbage collector: parsing and checking allocate many small objects but
+    create no cycles, and the collector's passes cost about a tenth of the time on large policies."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def analyse_source(
     text: str | bytes, filename: str = "<policy>"
 ) -> tuple[ast.Policy | None, Analysis | None, str | None, list[Diagnostic]]:
     """Parse and check; returns (ast, analysis, decoded source, diagnostics sorted by location)."""
-    try:
-        source = dsl.decode_source(text, filename)
-        tree = dsl.parse(source, filename)
-    except PolicySyntaxError as exc:
-        return None, None, exc.source, exc.diagnostics
-    analysis = Analysis(tree, filename, source)
-    run_passes(analysis)
+    with _collector_paused():
+        try:
+            source = dsl.decode_source(text, filename)
+            tree = dsl.parse(source, filename)
+        except PolicySyntaxError as exc:
+            return None, None, exc.source, exc.diagnostics
+        analysis = Analysis(tree, filename, source)
+        run_passes(analysis)
     diagnostics = sorted(analysis.diagnostics, key=Diagnostic.sort_key)
     if analysis.truncated:
         diagnostics.append(
