@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from compiler.analysis import Analysis
 from dsl import ast
+from dsl.diagnostics import Span
 
 KINDS = ("approval", "limit", "collections", "offer", "generic")
 
@@ -67,6 +68,20 @@ def check_declarations(analysis: Analysis) -> None:
 
 
 def _check_modifiers(analysis: Analysis, field: ast.Field, section: str) -> None:
+    type_span = field.type.span
+    if field.type.name == "list" and field.type.element not in (None, "string", "int", "number"):
+        element = field.type.element or ""
+        # Point at the element type, the last word of `list of T`.
+        start = type_span.end_column - len(element)
+        analysis.error(
+            "bad_list_type",
+            f"an {section} list holds strings, ints or numbers, not {element}",
+            Span(type_span.file, type_span.end_line, start, type_span.end_line, type_span.end_column),
+        )
+    if section == "input" and field.type.name == "list" and field.type.element is None:
+        analysis.error(
+            "bad_list_type", "an input cannot be a list of records; use list of string, int or number", type_span
+        )
     counts: dict[str, int] = {}
     for modifier in field.modifiers:
         counts[modifier] = counts.get(modifier, 0) + 1

@@ -20,6 +20,7 @@ from compiler.constants import NOT_CONSTANT, constant_value
 from compiler.domains import INF, Space, ValueSet, intersect_unions
 from dsl import ast
 from dsl.format import expr as expr_text
+from dsl.format import unary_test as unary_test_text
 
 Union = list  # list[Box]
 
@@ -90,6 +91,20 @@ class Conditions:
         restricted = self.space.universe[key].intersect(values)
         return [] if restricted.is_empty() else [{key: restricted}]
 
+    def relation(self, left, op: str, right) -> tuple[Union, Union]:
+        """`left op right` between two non-constant values: one yes/no dimension per pair and relation,
+        shared by a relation and its negation, so `a > b` and `a <= b` are known to be complementary."""
+        if repr(left) > repr(right):
+            left, right, op = right, left, _FLIP[op]
+        base = {"<": "<", ">=": "<", "<=": "<=", ">": "<=", "==": "==", "!=": "=="}[op]
+        key = "atom:" + repr((left, base, right))
+        if key not in self.space.universe:
+            nullable = self.analysis.nullable.get(id(left), True) or self.analysis.nullable.get(id(right), True)
+            label = f"{expr_text(left)} {base} {expr_text(right)}"
+            self.space.add(key, ValueSet.finite({True, False}, nullable), label)
+        holds, fails = [{key: ValueSet.finite({True})}], [{key: ValueSet.finite({False})}]
+        return (holds, fails) if op == base else (fails, holds)
+
     def _atom(self, expr) -> tuple[Union, Union]:
         """An unanalysable boolean: its own true/false dimension."""
         key = "atom:" + repr(expr)
@@ -141,6 +156,8 @@ class Conditions:
             subject, op, value = expr.left, expr.op, right
         elif left is not NOT_CONSTANT and right is NOT_CONSTANT:
             subject, op, value = expr.right, _FLIP[expr.op], left
+        elif left is NOT_CONSTANT and right is NOT_CONSTANT:
+            return self.relation(expr.left, expr.op, expr.right)
         else:
             return self._atom(expr)
         dimension = self.dimension(subject)
@@ -216,7 +233,7 @@ class Conditions:
         if isinstance(test, ast.TestCompare):
             value = constant_value(test.operand)
             if value is NOT_CONSTANT:
-                return self._atom_test(test, subject)
+                return self.relation(subject, test.op, test.operand)[0]
             return self.box(key, self.comparison_set(kind, test.op, value))
         if isinstance(test, ast.TestInterval):
             low, high = constant_value(test.interval.low), constant_value(test.interval.high)
@@ -237,7 +254,7 @@ class Conditions:
     def _atom_test(self, test, subject) -> Union:
         key = "atom:" + repr((subject, test))
         if key not in self.space.universe:
-            self.space.add(key, ValueSet.finite({True, False}, True), f"{expr_text(subject)} test")
+            self.space.add(key, ValueSet.finite({True, False}, True), f"{expr_text(subject)} {unary_test_text(test)}")
         return [{key: ValueSet.finite({True})}]
 
     def row_truth(self, tests, subjects) -> Union:

@@ -323,9 +323,6 @@ def intersect_unions(space: Space, left: list[Box], right: list[Box]) -> list[Bo
     return result
 
 
-def sample_box(space: Space, box: Box) -> dict[str, object]:
-    """One point of the box, as {dimension label: value (None = missing)}."""
-    point = {}
-    for key in box:
-        point[space.labels.get(key, key)] = box[key].sample()
-    return point
+def sample_box(space: Space, box: Box) -> list[tuple[str, str, object]]:
+    """One point of the box, as (dimension key, label, value) triples; a value of None is missing."""
+    return [(key, space.labels.get(key, key), values.sample()) for key, values in box.items()]

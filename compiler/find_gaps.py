@@ -32,8 +32,14 @@ def find_gaps(analysis: Analysis) -> None:
 
 
 def describe_point(space: Space, box: Box) -> str:
-    point = sample_box(space, box)
-    return ", ".join(f"{label} = {show_value(value)}" for label, value in point.items()) or "any input"
+    """An example input of a box, e.g. `score = 579, channel = "online", income > debt is false`."""
+    parts = []
+    for key, label, value in sample_box(space, box):
+        if key.startswith("atom:"):
+            parts.append(f"{label} is {show_value(value)}")
+        else:
+            parts.append(f"{label} = {show_value(value)}")
+    return ", ".join(parts) or "any input"
 
 
 def _full_box(conditions: Conditions, subjects) -> Box:

@@ -329,7 +329,8 @@ class _Evaluation:
         try:
             result = builtin.implementation(*args)
         except ValueProblem as exc:
-            raise self.context.fail(f"{node.func}: {exc}", node.span) from None
+            detail = str(exc) if self.reveal_values else "invalid argument (not shown: the policy has pii inputs)"
+            raise self.context.fail(f"{node.func}: {detail}", node.span) from None
         return self._checked(result, node.span)
 
     def eval_negate(self, node: ast.Negate):

@@ -144,7 +144,7 @@ class _Resolver:
                     statement.sort_span,
                 )
             if statement.limit is not None and statement.limit < 1:
-                self.analysis.error("bad_limit", "a collect table's limit must be at least 1", statement.span)
+                self.analysis.error("bad_limit", "a collect table's limit must be at least 1", statement.limit_span)
         else:
             for column in statement.outputs:
                 self.declare(column.name, TABLE_COLUMN, column.span, statement, index, own_statement=statement.name)

@@ -133,6 +133,9 @@ def _convert_scalar(type_name: str, raw: Any, reveal: bool) -> Any:
         if abs(raw) > MAX_EXACT_INT:
             raise _Invalid("out_of_range", f"the number is too large (at most ±{MAX_EXACT_INT})")
         return raw
+    if isinstance(raw, int) and abs(raw) > MAX_EXACT_INT:
+        # A double cannot hold this whole number exactly; rounding it silently could change a decision.
+        raise _Invalid("out_of_range", f"the whole number is too large to use exactly (at most ±{MAX_EXACT_INT})")
     try:
         value = float(raw)
     except OverflowError:

@@ -23,6 +23,7 @@ from compiler import COMPILER_VERSION, Policy, check_source, compile_source, rea
 from compiler.policy import resolve_as_of
 from compiler.testcases import TestFileError, find_test_files, load_cases, run_cases
 from decide_cli.inputs import InputFileError, read_list_file, read_records
+from dsl import ast
 from dsl.diagnostics import DecideError, EvaluationError, InputError, PolicyError
 
 EXIT_OK, EXIT_POLICY, EXIT_INPUT, EXIT_EVALUATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3, 64, 70
@@ -32,6 +33,18 @@ class CliExit(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+class OutputClosed(Exception):
+    """Standard output was closed by the reader (e.g. `decide run ... | head`): stop quietly."""
+
+
+def _out(message: str) -> None:
+    # click turns a broken pipe into exit status 1 ("policy errors"); a closed reader is not an error.
+    try:
+        click.echo(message)
+    except BrokenPipeError:
+        raise OutputClosed() from None
 
 
 def _err(message: str) -> None:
@@ -86,11 +99,11 @@ def check(files: tuple[str, ...], output_format: str) -> None:
             else:
                 warnings += 1
             if output_format == "text":
-                click.echo(diagnostic.render(source))
+                _out(diagnostic.render(source))
             else:
                 all_diagnostics.append(diagnostic.to_json())
     if output_format == "json":
-        click.echo(orjson.dumps(all_diagnostics, option=orjson.OPT_INDENT_2).decode())
+        _out(orjson.dumps(all_diagnostics, option=orjson.OPT_INDENT_2).decode())
     else:
         _err(
             f"checked {len(files)} file{'s' if len(files) != 1 else ''}: "
@@ -149,8 +162,14 @@ def run(
         if not separator or not name or not list_path:
             raise click.BadParameter(f"expected NAME=FILE, got {spec!r}", param_hint="--list")
         if name not in policy.store_lists:
+            inline = any(isinstance(s, ast.ListDecl) and s.name == name for s in policy.ast.statements)
             known = ", ".join(policy.store_lists) or "none"
-            raise click.BadParameter(f"the policy has no list '{name}' (its lists: {known})", param_hint="--list")
+            problem = (
+                f"list '{name}' has its members written in the policy and cannot be supplied"
+                if inline
+                else f"the policy has no list '{name}'"
+            )
+            raise click.BadParameter(f"{problem} (lists to supply: {known})", param_hint="--list")
         try:
             lists[name] = read_list_file(list_path, policy.store_lists[name])
         except InputFileError as exc:
@@ -178,7 +197,7 @@ def run(
             _report_failure(exc, where, single)
             continue
         option = orjson.OPT_INDENT_2 if pretty and single else 0
-        click.echo(orjson.dumps(result, option=option).decode())
+        _out(orjson.dumps(result, option=option).decode())
     raise CliExit(worst)
 
 
@@ -195,7 +214,7 @@ def _report_failure(exc: Exception, where: str, single: bool) -> None:
         _err(f"{where}input error: {exc}")
         body = {"kind": "input", "errors": [{"field": "", "code": "invalid_json", "message": str(exc)}]}
     if not single:
-        click.echo(orjson.dumps({"error": body}).decode())
+        _out(orjson.dumps({"error": body}).decode())
 
 
 @cli.command(name="test")
@@ -222,21 +241,21 @@ def test_command(paths: tuple[str, ...], verbose: bool) -> None:
         try:
             policy = compile_source(read_policy_file(policy_path), str(policy_path))
         except PolicyError as exc:
-            click.echo(f"FAIL {policy_path}: the policy does not compile")
-            click.echo(exc.render())
+            _out(f"FAIL {policy_path}: the policy does not compile")
+            _out(exc.render())
             failed += len(cases)
             continue
         for outcome in run_cases(policy, cases):
             if outcome.passed:
                 passed += 1
                 if verbose:
-                    click.echo(f"ok   {tests_path}: {outcome.name}")
+                    _out(f"ok   {tests_path}: {outcome.name}")
                 continue
             failed += 1
-            click.echo(f"FAIL {tests_path}: {outcome.name}")
+            _out(f"FAIL {tests_path}: {outcome.name}")
             for failure in outcome.failures:
-                click.echo(f"    {failure}")
-    click.echo(f"{passed} passed, {failed} failed")
+                _out(f"    {failure}")
+    _out(f"{passed} passed, {failed} failed")
     raise CliExit(EXIT_POLICY if failed else EXIT_OK)
 
 
@@ -262,11 +281,11 @@ def fmt(files: tuple[str, ...], check_only: bool) -> None:
         if formatted == original:
             continue
         if check_only:
-            click.echo(f"would reformat {path}")
+            _out(f"would reformat {path}")
             status = EXIT_POLICY
             continue
         _write_atomically(Path(path), formatted)
-        click.echo(f"reformatted {path}")
+        _out(f"reformatted {path}")
     raise CliExit(status)
 
 
@@ -285,8 +304,8 @@ def _write_atomically(path: Path, text: str) -> None:
 @cli.command()
 def version() -> None:
     """Print the version and which evaluator is active."""
-    click.echo(f"decide {COMPILER_VERSION}")
-    click.echo("evaluator: reference interpreter (pure Python)")
+    _out(f"decide {COMPILER_VERSION}")
+    _out("evaluator: reference interpreter (pure Python)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         _err("aborted")
         code = 130
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputClosed):
         code = EXIT_OK
         _silence_stdout()
     except DecideError as exc:

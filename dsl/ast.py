@@ -345,6 +345,7 @@ class Table:
     sort_descending: bool = False
     limit: int | None = None
     sort_span: Span = _span()
+    limit_span: Span = _span()
     name_span: Span = _span()
     span: Span = _span()
 

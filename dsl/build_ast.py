@@ -12,10 +12,13 @@ from decimal import Decimal, InvalidOperation
 from lark import Token, Tree
 
 from dsl import ast
-from dsl.diagnostics import ERROR, Diagnostic, PolicySyntaxError, Span
+from dsl.diagnostics import ERROR, NO_SPAN, Diagnostic, PolicySyntaxError, Span
 
 # Integers beyond 2**53 cannot round-trip through JSON or a double exactly.
 MAX_EXACT_INT = 2**53
+# Every later stage walks the AST recursively; capping the nesting here keeps them all far from
+# Python's recursion limit (an analyst never needs more; a long sum can be split with `let`).
+MAX_NESTING = 100
 
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
@@ -73,7 +76,12 @@ def parse_number(text: str, span: Span) -> int | float:
         # Decimal arithmetic so that 7.9% is the double nearest 0.079, not 7.9 / 100.
         return float(exact / 100)
     if "." in digits:
-        return float(exact)
+        value = float(exact)
+        if value == float("inf"):
+            raise PolicySyntaxError(
+                Diagnostic(ERROR, "number_too_large", f"the number {text} is too large to represent", span)
+            )
+        return value
     value = int(exact)
     if value > MAX_EXACT_INT:
         raise PolicySyntaxError(
@@ -128,15 +136,24 @@ class BuildAst:
         self._handlers: dict[str, object] = {}
 
     def transform(self, tree: Tree):
-        return self._build(tree)
+        return self._build(tree, 0)
 
-    def _build(self, node):
+    def _build(self, node, depth: int):
         if not isinstance(node, Tree):
             return node  # a Token, or None for an absent optional part
+        if depth > MAX_NESTING:
+            span = self._span(node.meta)
+            raise PolicySyntaxError(
+                Diagnostic(
+                    ERROR, "too_deep",
+                    f"this is nested more than {MAX_NESTING} levels deep; split the expression with let",
+                    Span(span.file, span.line, span.column, span.line, span.column + 1),
+                )
+            )
         handler = self._handlers.get(node.data)
         if handler is None:
             handler = self._handlers[node.data] = getattr(self, str(node.data))
-        return handler(node.meta, *[self._build(child) for child in node.children])
+        return handler(node.meta, *[self._build(child, depth + 1) for child in node.children])
 
     def _span(self, meta) -> Span:
         if getattr(meta, "empty", True):
@@ -280,7 +297,7 @@ class BuildAst:
         return ast.Stop(span=self._span(meta))
 
     def table_block(self, meta, name: Token, hit, header, *rows):
-        hit_name, sort_column, sort_descending, limit, sort_span = hit
+        hit_name, sort_column, sort_descending, limit, sort_span, limit_span = hit
         inputs, outputs = header
         return ast.Table(
             name=str(name),
@@ -292,32 +309,33 @@ class BuildAst:
             sort_descending=sort_descending,
             limit=limit,
             sort_span=sort_span,
+            limit_span=limit_span,
             name_span=self._tok(name),
             span=self._span(meta),
         )
 
     def hit_first(self, meta):
-        return ("first", None, False, None, Span(self.filename, 0, 0, 0, 0))
+        return ("first", None, False, None, NO_SPAN, NO_SPAN)
 
     def hit_unique(self, meta):
-        return ("unique", None, False, None, Span(self.filename, 0, 0, 0, 0))
+        return ("unique", None, False, None, NO_SPAN, NO_SPAN)
 
     def hit_collect(self, meta, *parts):
-        sort_column, descending, limit, sort_span = None, False, None, Span(self.filename, 0, 0, 0, 0)
+        sort_column, descending, limit, sort_span, limit_span = None, False, None, NO_SPAN, NO_SPAN
         for part in parts:
             if part is None:
                 continue
             if part[0] == "sort":
                 _, sort_column, descending, sort_span = part
             else:
-                limit = part[1]
-        return ("collect", sort_column, descending, limit, sort_span)
+                _, limit, limit_span = part
+        return ("collect", sort_column, descending, limit, sort_span, limit_span)
 
     def collect_sort(self, meta, column: Token, order: Token):
         return ("sort", str(column), str(order) == "desc", self._tok(column))
 
     def collect_limit(self, meta, count: Token):
-        return ("limit", parse_number(str(count), self._tok(count)))
+        return ("limit", parse_number(str(count), self._tok(count)), self._tok(count))
 
     def table_header(self, meta, inputs, outputs):
         return (inputs, outputs)

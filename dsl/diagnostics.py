@@ -81,11 +81,14 @@ class Diagnostic:
         return "\n".join(lines)
 
 
+MAX_EXCERPT = 120
+
+
 def source_excerpt(source: str | None, span: Span) -> str:
     """The span's first source line and a caret line under the span (empty if unknown)."""
     if not source or span.line < 1:
         return ""
-    source_lines = source.splitlines()
+    source_lines = source.split("\n")  # only \n breaks lines for the lexer; splitlines() knows others
     if span.line > len(source_lines):
         return ""
     line = source_lines[span.line - 1]
@@ -94,6 +97,15 @@ def source_excerpt(source: str | None, span: Span) -> str:
         width = min(span.end_column, len(line) + 1) - start
     else:
         width = 1
+    if len(line) > MAX_EXCERPT:
+        # Show a window of a very long line around the column, marked with ... at the cut ends.
+        left = max(start - 1 - MAX_EXCERPT // 2, 0)
+        shown = line[left : left + MAX_EXCERPT]
+        prefix = "..." if left else ""
+        suffix = "..." if left + MAX_EXCERPT < len(line) else ""
+        line = prefix + shown + suffix
+        start = start - left + len(prefix)
+        width = max(min(width, MAX_EXCERPT - (start - len(prefix)) + 1), 1)
     gutter = f"{span.line:>4} | "
     return f"{gutter}{line}\n{' ' * (len(gutter) - 2)}| {' ' * (start - 1)}{'^' * max(width, 1)}"
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.indenter import Indenter
 
 from dsl import ast
@@ -116,7 +116,7 @@ _OPERATORS = {"COMPARE_OP", "ADD_OP", "MUL_OP", "AND", "OR", "IN", "IS", "NOT", 
 def parse(text: str | bytes, filename: str = "<policy>") -> ast.Policy:
     """Parse policy text into an AST; raise `PolicySyntaxError` at the first syntax error."""
     source = decode_source(text, filename)
-    if not source.strip() or all(line.lstrip().startswith("#") or not line.strip() for line in source.splitlines()):
+    if not source.strip() or all(line.lstrip().startswith("#") or not line.strip() for line in source.split("\n")):
         raise _syntax_error(
             "empty_policy",
             'the file has no policy; a policy starts with "policy NAME:"',
@@ -192,26 +192,14 @@ def _describe_unexpected(exc: UnexpectedInput, filename: str, source: str) -> Po
             return _syntax_error(
                 "unterminated_string", 'unterminated string: it needs a closing " on the same line', span, source
             )
-        if char == ".":
-            return _syntax_error(
-                "unexpected_character", 'unexpected "."; an interval is written [low..high]', span, source
-            )
         shown = char if char.isprintable() else repr(char)
         message = f'unexpected character "{shown}"'
         expected = _describe_expected(exc.allowed or set())
         if expected:
             message += f"; expected {expected}"
         return _syntax_error("unexpected_character", message, span, source)
-    if isinstance(exc, UnexpectedEOF):
-        lines = source.splitlines() or [""]
-        span = Span(filename, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 1)
-        expected = _describe_expected(set(exc.expected))
-        return _syntax_error(
-            "unexpected_end",
-            f"the file ends too early; expected {expected}" if expected else "the file ends too early",
-            span,
-            source,
-        )
+    # The indenter always closes the text with a newline, so running out of text surfaces as an
+    # UnexpectedToken of type $END rather than as UnexpectedEOF.
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
     expected_names = set(exc.accepts or exc.expected)
@@ -220,7 +208,12 @@ def _describe_unexpected(exc: UnexpectedInput, filename: str, source: str) -> Po
         # Lark places a newline token at its start; point at the end of the line instead.
         span = Span(filename, token.line, token.column, token.line, token.column + 1)
     elif token.type == "$END":
-        lines = source.splitlines() or [""]
+        lines = source.split("\n")
+        span = Span(filename, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 1)
+    elif token.line > source.count("\n") + 1:
+        # A token made from the newline appended to a file without one (an _INDENT/_DEDENT at the
+        # very end): point at the end of the last real line instead.
+        lines = source.split("\n")
         span = Span(filename, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 1)
     else:
         end_line = token.end_line or token.line
@@ -229,6 +222,10 @@ def _describe_unexpected(exc: UnexpectedInput, filename: str, source: str) -> Po
     if token.type == "_INDENT":
         message = "unexpected indentation: this line is indented more than the block it is in"
         code = "unexpected_indent"
+    elif token.type == "$END":
+        expected = _describe_expected(expected_names)
+        message = "the file ends too early" + (f"; expected {expected}" if expected else "")
+        code = "unexpected_end"
     else:
         code = "unexpected_token"
         message = f"unexpected {found}"
@@ -237,8 +234,6 @@ def _describe_unexpected(exc: UnexpectedInput, filename: str, source: str) -> Po
             message += f"; expected {expected}"
         if token.type == "EQUAL" and "COMPARE_OP" in expected_names:
             message += ' (to compare two values use "==")'
-        elif token.type == "NAME" and token.value in {"elif", "else"}:
-            message += " (a tree uses `otherwise:` for its last branch)"
         elif token.type == "_NL" and "COLON" in expected_names and len(expected_names) <= 3:
             message = 'missing ":" at the end of this line'
             code = "missing_colon"
