@@ -374,6 +374,7 @@ def _output_field(draw: st.DrawFn, env: _Env) -> ast.Field:
             modifiers.append("in")
         elif kind == "number" and draw(st.integers(0, 3)) == 0:
             allowed = _interval(draw, "number")
+            allowed = ast.Interval(allowed.low, allowed.high, True, allowed.high_closed)
             modifiers.append("in")
         optional = kind == "date" or draw(st.integers(0, 2)) == 0
         if optional:
@@ -382,6 +383,8 @@ def _output_field(draw: st.DrawFn, env: _Env) -> ast.Field:
         if not optional or draw(st.booleans()):
             if isinstance(allowed, ast.SetLiteral):
                 default = draw(st.sampled_from(allowed.items))
+            elif isinstance(allowed, ast.Interval):
+                default = allowed.low  # closed, so allowed
             else:
                 default = _constant(draw, kind)
         field_ = ast.Field(
@@ -473,20 +476,30 @@ def _table(draw: st.DrawFn, env: _Env) -> ast.Table:
     # A table with no input columns is legal (`|| x |`); keep it rare.
     input_count = draw(st.sampled_from((0, 1, 1, 2, 2, 3)))
     input_types = [draw(st.sampled_from(_TESTABLE)) for _ in range(input_count)]
+    keys: list[ast.Expr] = []
+    if hit == "unique" and input_types:
+        # Rows keyed by distinct values in the first column cannot overlap,
+        # so the checker does not reject the table.
+        input_types[0] = draw(st.sampled_from(("int", "string")))
+        for _ in range(draw(st.integers(1, 4))):
+            key = _constant(draw, input_types[0])
+            if key not in keys:
+                keys.append(key)
     inputs = tuple(_expr(draw, env, t, depth=1) for t in input_types)
     output_types = [draw(st.sampled_from(("int", "number", "string", "bool"))) for _ in range(draw(st.integers(1, 2)))]
     outputs = tuple(ast.OutputColumn(_fresh(draw, env)) for _ in output_types)
-    rows = tuple(
-        ast.TableRow(
-            tuple(_unary_test(draw, t) for t in input_types),
-            tuple(_expr(draw, env, t, depth=1) for t in output_types),
-        )
-        for _ in range(draw(st.integers(1, 4)))
-    )
+    row_count = len(keys) if keys else 1 if hit == "unique" else draw(st.integers(1, 4))
+    rows = []
+    for index in range(row_count):
+        tests = [_unary_test(draw, t) for t in input_types]
+        if keys:
+            tests[0] = ast.TestCompare("==", keys[index])
+        rows.append(ast.TableRow(tuple(tests), tuple(_expr(draw, env, t, depth=1) for t in output_types)))
     sort_column, descending, limit = None, False, None
     if hit == "collect":
-        if draw(st.booleans()):
-            sort_column = draw(st.sampled_from([c.name for c in outputs]))
+        sortable = [c.name for c, t in zip(outputs, output_types) if t != "bool"]
+        if sortable and draw(st.booleans()):
+            sort_column = draw(st.sampled_from(sortable))
             descending = draw(st.booleans())
         if draw(st.booleans()):
             limit = draw(st.integers(1, 5))
@@ -494,7 +507,7 @@ def _table(draw: st.DrawFn, env: _Env) -> ast.Table:
     else:
         for column, type_ in zip(outputs, output_types):
             env.values[column.name] = type_
-    return ast.Table(name, hit, inputs, outputs, rows, sort_column, descending, limit)
+    return ast.Table(name, hit, inputs, outputs, tuple(rows), sort_column, descending, limit)
 
 
 def _points(draw: st.DrawFn) -> tuple[int | float, str]:
