@@ -400,7 +400,7 @@ class _TypeChecker:
     def expr_negate(self, node: ast.Negate):
         value_type, nullable = self.expr(node.operand)
         if not (value_type.is_numeric or value_type.is_error):
-            self.analysis.error("type_mismatch", f"cannot negate {_a(value_type)} value", node.span)
+            self.analysis.error("type_mismatch", f"cannot negate {_a(value_type)} value", node.operand.span)
             return T.ERROR, nullable
         return value_type, nullable
 
@@ -409,10 +409,11 @@ class _TypeChecker:
         if left.is_error or right.is_error:
             return T.ERROR, True
         if not (left.is_numeric and right.is_numeric):
+            offending = node.left if not left.is_numeric else node.right
             self.analysis.error(
                 "type_mismatch",
                 f'"{node.op}" works on numbers; here it has {_a(left)} and {_a(right)} value',
-                node.span,
+                offending.span,
             )
             return T.ERROR, True
         nullable = left_null or right_null
@@ -423,7 +424,8 @@ class _TypeChecker:
     def expr_compare(self, node: ast.Compare):
         (left, left_null), (right, right_null) = self.expr(node.left), self.expr(node.right)
         if not T.comparable(left, right, node.op):
-            self.analysis.error("type_mismatch", _compare_message(node.op, left, right), node.span)
+            # Blame the right operand: in `channel == 5` or `name < "m"` it is what does not fit.
+            self.analysis.error("type_mismatch", _compare_message(node.op, left, right), node.right.span)
             return T.BOOL, True
         if node.op in ("==", "!="):
             self.check_literal(self._constrained_symbol(node.left), node.right)
