@@ -14,6 +14,7 @@ output again changes nothing.
 from __future__ import annotations
 
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -361,8 +362,8 @@ class _Printer:
         if line <= 0:
             return 0
         if self.code_lines is not None:
-            earlier = [n for n in self.code_lines if n < line]
-            return earlier[-1] if earlier else 0
+            index = bisect_left(self.code_lines, line)
+            return self.code_lines[index - 1] if index else 0
         # Without the source, assume comments directly above `line` belong to it.
         candidate = line - 1
         while candidate in self.own_line_comments:
