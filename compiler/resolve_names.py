@@ -165,9 +165,7 @@ class _Resolver:
     def bind_branches(self, branches, index: int) -> None:
         for position, branch in enumerate(branches):
             if branch.condition is None and position < len(branches) - 1:
-                self.analysis.error(
-                    "otherwise_not_last", "otherwise must be the last branch of its level", branch.span
-                )
+                self.analysis.error("otherwise_not_last", "otherwise must be the last branch of its level", branch.span)
             if branch.condition is not None:
                 self.bind_expr(branch.condition, index)
             nested = [item for item in branch.body if isinstance(item, ast.Branch)]

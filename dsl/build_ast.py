@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from lark import Token, Tree
 
 from dsl import ast
+from dsl.comments import comment_start
 from dsl.diagnostics import ERROR, NO_SPAN, Diagnostic, PolicySyntaxError, Span
 
 # Integers beyond 2**53 cannot round-trip through JSON or a double exactly.
@@ -25,19 +26,8 @@ _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
 def _code_length(line: str) -> int:
     """Length of a line without its trailing comment and white space."""
-    in_string = False
-    index = 0
-    while index < len(line):
-        char = line[index]
-        if in_string and char == "\\":
-            index += 2
-            continue
-        if char == '"':
-            in_string = not in_string
-        elif char == "#" and not in_string:
-            break
-        index += 1
-    return len(line[:index].rstrip())
+    start = comment_start(line)
+    return len((line if start < 0 else line[:start]).rstrip())
 
 
 class SourceLines:
@@ -145,8 +135,9 @@ class BuildAst:
             span = self._span(node.meta)
             raise PolicySyntaxError(
                 Diagnostic(
-                    ERROR, "too_deep",
-                    f"this is nested more than {MAX_NESTING} levels deep; split the expression with let",
+                    ERROR,
+                    "too_deep",
+                    f"this is nested more than {MAX_NESTING} levels deep; split it up (an expression, with let)",
                     Span(span.file, span.line, span.column, span.line, span.column + 1),
                 )
             )

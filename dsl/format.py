@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from dsl import ast
+from dsl.comments import comment_start
 from dsl.diagnostics import InternalCompilerError, Span
 from dsl.parser import decode_source, parse
 
@@ -38,34 +39,13 @@ class Comment:
     own_line: bool  # nothing but white space before it on its line
 
 
-def _comment_start(line: str) -> int:
-    """Index of the `#` that starts a comment on this line, or -1.
-
-    Mirrors the lexer's STRING token so that a `#` inside a string literal is
-    not mistaken for a comment (strings never span lines).
-    """
-    in_string = False
-    index = 0
-    while index < len(line):
-        char = line[index]
-        if in_string and char == "\\":
-            index += 2
-            continue
-        if char == '"':
-            in_string = not in_string
-        elif char == "#" and not in_string:
-            return index
-        index += 1
-    return -1
-
-
 def scan_comments(source: str) -> tuple[Comment, ...]:
     """Every comment in `source` (already decoded text), in source order."""
     comments = []
     # split("\n"), not splitlines(): the lexer counts only \n as a line break, and
     # strings and comments may contain \x0c, \x85, \u2028 and friends.
     for number, line in enumerate(source.split("\n"), start=1):
-        start = _comment_start(line)
+        start = comment_start(line)
         if start >= 0:
             # Only spaces and tabs count as trailing white space: a comment may
             # end in \xa0 or \u2028, which str.rstrip() would also eat.
@@ -89,9 +69,7 @@ def format_source(text: str, filename: str = "<policy>") -> str:
     return result
 
 
-def format_policy(
-    policy: ast.Policy, comments: Iterable[Comment] = (), *, source: str | None = None
-) -> str:
+def format_policy(policy: ast.Policy, comments: Iterable[Comment] = (), *, source: str | None = None) -> str:
     """Canonical text of a policy AST, with `comments` re-attached by source line.
 
     `source` (the text the AST was parsed from) is optional; with it, lines
@@ -354,7 +332,7 @@ class _Printer:
         if self.source_lines is None or not 0 < line <= len(self.source_lines):
             return ""
         text = self.source_lines[line - 1]
-        start = _comment_start(text)
+        start = comment_start(text)
         return (text if start < 0 else text[:start]).strip()
 
     def line_before(self, line: int) -> int:
@@ -389,8 +367,7 @@ class _Printer:
 
     def header(self, header: ast.Header) -> None:
         self.emit(0, f"policy {header.name}:", header.name_span.line)
-        values = {"title": header.title, "kind": header.kind, "description": header.description,
-                  "owner": header.owner}
+        values = {"title": header.title, "kind": header.kind, "description": header.description, "owner": header.owner}
         seen: set[str] = set()
         for key, span in header.items:
             if key not in seen:
@@ -492,11 +469,11 @@ class _Printer:
             if node.limit is not None:
                 hit += f" limit {node.limit}"
         self.emit(0, f"table {node.name} ({hit}):", node.span.line)
-        header_line = (node.inputs[0].span.line if node.inputs
-                       else node.outputs[0].span.line if node.outputs else 0)
+        header_line = node.inputs[0].span.line if node.inputs else node.outputs[0].span.line if node.outputs else 0
         grid = [([expr(e) for e in node.inputs], [column.name for column in node.outputs], header_line)]
-        grid += [([unary_test(t) for t in row.tests], [expr(e) for e in row.results], row.span.line)
-                 for row in node.rows]
+        grid += [
+            ([unary_test(t) for t in row.tests], [expr(e) for e in row.results], row.span.line) for row in node.rows
+        ]
         # Rows may (erroneously) differ in length; align each column over the rows that have it.
         in_widths = _column_widths(cells for cells, _, _ in grid)
         out_widths = _column_widths(cells for _, cells, _ in grid)
@@ -578,4 +555,3 @@ def _column_widths(rows: Iterable[list[str]]) -> list[int]:
                 widths.append(0)
             widths[index] = max(widths[index], _display_width(cell))
     return widths
-

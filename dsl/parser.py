@@ -192,7 +192,7 @@ def _describe_unexpected(exc: UnexpectedInput, filename: str, source: str) -> Po
             return _syntax_error(
                 "unterminated_string", 'unterminated string: it needs a closing " on the same line', span, source
             )
-        shown = char if char.isprintable() else repr(char)
+        shown = char if char.isprintable() else repr(char)[1:-1]
         message = f'unexpected character "{shown}"'
         expected = _describe_expected(exc.allowed or set())
         if expected:
