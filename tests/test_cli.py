@@ -10,20 +10,9 @@ from pathlib import Path
 import pytest
 
 from decide_cli.main import main
-from tests.conftest import spec_example_source
+from tests.conftest import spec_example_input, spec_example_source
 
-SPEC_RECORD = {
-    "application_id": "A-1",
-    "id_number": "110101199001011234",
-    "birth_date": "1990-01-01",
-    "monthly_income": 4500,
-    "monthly_debt": 1500,
-    "bureau_score": 700,
-    "delinquencies_12m": 0,
-    "months_employed": 24,
-    "requested_amount": 12000,
-    "channel": "online",
-}
+SPEC_RECORD = spec_example_input()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 
 from compiler import EvaluationError, InputError, Policy, PolicyError, compile_file
 from compiler.testcases import load_cases, run_case
+from tests.conftest import spec_example_input
 
 FEATURES = Path(__file__).resolve().parent / "golden" / "features"
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "policy-language.md"
@@ -85,18 +86,7 @@ def test_spec_example_result_verbatim() -> None:
     assert (FEATURES / "spec_example.policy").read_text(encoding="utf-8") == source.group(1)
     wanted = json.loads(expected.group(1))
     del wanted["version"]  # "absent when a file is evaluated directly"
-    record = {
-        "application_id": "A-1",
-        "id_number": "110101199001011234",
-        "birth_date": "1990-01-01",
-        "monthly_income": 4500,
-        "monthly_debt": 1500,
-        "bureau_score": 700,
-        "delinquencies_12m": 0,
-        "months_employed": 24,
-        "requested_amount": 12000,
-        "channel": "online",
-    }
+    record = spec_example_input()
     result = _compile_or_fail("spec_example").evaluate(record, as_of="2026-11-21", lists={"blacklist": []})
     assert result == wanted
 
