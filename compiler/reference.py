@@ -130,8 +130,10 @@ class _Evaluation:
         matched: list[int] = []
         for number, row in enumerate(statement.rows, start=1):
             self.context.item, self.context.span = f"row {number}", row.span
+            # `-` matches without evaluating its column (as the compiled trees skip it).
             if all(
-                self._test(test, self._eval(column)) for test, column in zip(row.tests, statement.inputs, strict=True)
+                isinstance(test, ast.TestAny) or self._test(test, self._eval(column))
+                for test, column in zip(row.tests, statement.inputs, strict=True)
             ):
                 matched.append(number)
                 if statement.hit == "first":
@@ -401,17 +403,25 @@ class _Evaluation:
     def eval_ismissing(self, node: ast.IsMissing):
         return (self._eval(node.operand) is None) != node.negated
 
+    # `and` / `or` evaluate left to right and stop once the result is known (docs/language.md), which
+    # is also what the compiled decision trees do: a false left side of `and` decides it alone.
     def eval_and(self, node: ast.And):
-        left, right = self._eval(node.left), self._eval(node.right)
-        if left is False or right is False:
+        left = self._eval(node.left)
+        if left is False:
+            return False
+        right = self._eval(node.right)
+        if right is False:
             return False
         if left is None or right is None:
             return None
         return True
 
     def eval_or(self, node: ast.Or):
-        left, right = self._eval(node.left), self._eval(node.right)
-        if left is True or right is True:
+        left = self._eval(node.left)
+        if left is True:
+            return True
+        right = self._eval(node.right)
+        if right is True:
             return True
         if left is None or right is None:
             return None

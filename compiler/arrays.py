@@ -1,0 +1,442 @@
+"""Flattening: `Lowered` lists -> `PolicyArrays`, the struct-of-arrays form every evaluator runs.
+
+Input: `compiler.lower.Lowered`. Output: `PolicyArrays` — numpy arrays in the
+style of scikit-learn's trees (node 0 first, every child id larger than its
+parent's, leaves in arrays of their own, an explicit child for a missing
+outcome), plus the string pool, the span table (the source map: every
+instruction, node item and action points at a line) and the names of slots,
+inputs and outputs. A `PolicyArrays` is plain data: it pickles, and
+`to_bytes` / `from_bytes` give a versioned, pickle-free binary form.
+`validate` checks every index on load, so a corrupt artefact can never make
+an evaluator read out of bounds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from compiler import opcodes as O
+from compiler.lower import Escape, Lowered
+from dsl.diagnostics import DecideError, Span
+
+MAGIC = b"DECIDE-POLICY\x00"
+
+# name -> dtype of every array field, in a fixed order (the binary form relies on it).
+ARRAY_FIELDS: dict[str, str] = {
+    "slot_types": "int8",
+    "code_op": "int16",
+    "code_arg": "float64",
+    "code_span": "int32",
+    "program_start": "int32",
+    "set_values": "float64",
+    "set_start": "int32",
+    "range_low": "float64",
+    "range_high": "float64",
+    "range_flags": "int8",
+    "node_program": "int32",
+    "node_true": "int32",
+    "node_false": "int32",
+    "node_missing": "int32",
+    "node_leaf": "int32",
+    "node_item": "int32",
+    "leaf_index": "int32",
+    "leaf_label": "int32",
+    "leaf_action_start": "int32",
+    "leaf_action_end": "int32",
+    "leaf_points": "float64",
+    "leaf_reason": "int32",
+    "leaf_item": "int32",
+    "action_kind": "int8",
+    "action_slot": "int32",
+    "action_program": "int32",
+    "action_output": "int32",
+    "action_span": "int32",
+    "action_type": "int8",
+    "tree_root": "int32",
+    "tree_program": "int32",
+    "tree_slot": "int32",
+    "tree_best": "float64",
+    "tree_item": "int32",
+    "stmt_kind": "int8",
+    "stmt_name": "int32",
+    "stmt_slot": "int32",
+    "stmt_slot2": "int32",
+    "stmt_program": "int32",
+    "stmt_tree_start": "int32",
+    "stmt_tree_end": "int32",
+    "stmt_span": "int32",
+    "stmt_base": "float64",
+    "stmt_sort": "int32",
+    "stmt_descending": "int8",
+    "column_slots": "int32",
+    "column_start": "int32",
+    "input_slots": "int32",
+    "output_slots": "int32",
+    "output_optional": "int8",
+    "output_default": "float64",
+    "output_default_missing": "int8",
+    "output_allowed_set": "int32",
+    "output_allowed_range": "int32",
+}
+
+
+class CorruptArtefact(DecideError):
+    """A compiled policy that fails validation: it is never evaluated."""
+
+
+@dataclass
+class PolicyArrays:
+    name: str
+    strings: list[str]
+    spans: list[Span]
+    slot_names: list[str]
+    escapes: list[Escape]
+    input_names: list[str]
+    output_names: list[str]
+    output_constraint_text: list[str]
+    today_slot: int
+    reveal_values: bool
+    slot_types: np.ndarray
+    code_op: np.ndarray
+    code_arg: np.ndarray
+    code_span: np.ndarray
+    program_start: np.ndarray
+    set_values: np.ndarray
+    set_start: np.ndarray
+    range_low: np.ndarray
+    range_high: np.ndarray
+    range_flags: np.ndarray
+    node_program: np.ndarray
+    node_true: np.ndarray
+    node_false: np.ndarray
+    node_missing: np.ndarray
+    node_leaf: np.ndarray
+    node_item: np.ndarray
+    leaf_index: np.ndarray
+    leaf_label: np.ndarray
+    leaf_action_start: np.ndarray
+    leaf_action_end: np.ndarray
+    leaf_points: np.ndarray
+    leaf_reason: np.ndarray
+    leaf_item: np.ndarray
+    action_kind: np.ndarray
+    action_slot: np.ndarray
+    action_program: np.ndarray
+    action_output: np.ndarray
+    action_span: np.ndarray
+    action_type: np.ndarray
+    tree_root: np.ndarray
+    tree_program: np.ndarray
+    tree_slot: np.ndarray
+    tree_best: np.ndarray
+    tree_item: np.ndarray
+    stmt_kind: np.ndarray
+    stmt_name: np.ndarray
+    stmt_slot: np.ndarray
+    stmt_slot2: np.ndarray
+    stmt_program: np.ndarray
+    stmt_tree_start: np.ndarray
+    stmt_tree_end: np.ndarray
+    stmt_span: np.ndarray
+    stmt_base: np.ndarray
+    stmt_sort: np.ndarray
+    stmt_descending: np.ndarray
+    column_slots: np.ndarray
+    column_start: np.ndarray
+    input_slots: np.ndarray
+    output_slots: np.ndarray
+    output_optional: np.ndarray
+    output_default: np.ndarray
+    output_default_missing: np.ndarray
+    output_allowed_set: np.ndarray
+    output_allowed_range: np.ndarray
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_leaf)
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_types)
+
+    def nbytes(self) -> int:
+        return len(self.to_bytes())
+
+    # ------------------------------------------------------------- validation
+
+    def validate(self) -> PolicyArrays:
+        """Check every index and the tree order; raise CorruptArtefact on the first problem."""
+
+        def check(condition: bool, what: str) -> None:
+            if not condition:
+                raise CorruptArtefact(f"compiled policy '{self.name}' is corrupt: {what}")
+
+        lengths = {name: len(getattr(self, name)) for name in ARRAY_FIELDS}
+        for name, dtype in ARRAY_FIELDS.items():
+            array = getattr(self, name)
+            check(
+                isinstance(array, np.ndarray) and array.ndim == 1 and array.dtype == np.dtype(dtype),
+                f"array {name} has the wrong shape or type",
+            )
+        n_slots, n_code, n_programs = lengths["slot_types"], lengths["code_op"], lengths["program_start"] - 1
+        n_nodes, n_leaves, n_actions = lengths["node_leaf"], lengths["leaf_index"], lengths["action_kind"]
+        n_sets, n_ranges = lengths["set_start"] - 1, lengths["range_low"]
+        n_strings, n_spans, n_trees = len(self.strings), len(self.spans), lengths["tree_root"]
+        check(n_programs >= 0 and lengths["code_arg"] == n_code == lengths["code_span"], "code arrays differ")
+        check(_within(self.slot_types, 0, O.T_OBJ), "unknown slot type")
+        check(0 <= self.today_slot < n_slots, "today slot out of range")
+        starts = self.program_start
+        check(starts[0] == 0 and starts[-1] == n_code and bool(np.all(np.diff(starts) >= 0)), "bad program bounds")
+        check(_within(self.code_op, 0, len(O.OPCODE_NAMES) - 1), "unknown instruction")
+        check(_within(self.code_span, 0, n_spans - 1), "instruction span out of range")
+        for program in range(n_programs):
+            start, end = int(starts[program]), int(starts[program + 1])
+            for pc in range(start, end):
+                op, arg = int(self.code_op[pc]), self.code_arg[pc]
+                if op in (
+                    O.OP_JUMP,
+                    O.OP_JUMP_UNLESS_TRUE,
+                    O.OP_JUMP_IF_FALSE_KEEP,
+                    O.OP_JUMP_IF_TRUE_KEEP,
+                    O.OP_JUMP_IF_MISSING_KEEP,
+                ):
+                    check(pc - start < arg <= end - start and arg == int(arg), "jump out of its program")
+                elif op == O.OP_LOAD:
+                    check(0 <= arg < n_slots and arg == int(arg), "load from a slot out of range")
+                elif op == O.OP_IN_SET:
+                    check(0 <= arg < n_sets, "set out of range")
+                elif op == O.OP_IN_RANGE:
+                    check(0 <= arg < n_ranges, "range out of range")
+                elif op == O.OP_ESCAPE:
+                    check(0 <= arg < len(self.escapes), "escape out of range")
+                elif op in (O.OP_MIN, O.OP_MAX, O.OP_COALESCE, O.OP_IN_ITEMS):
+                    check(1 <= arg <= 1_000, "bad argument count")
+        check(self.set_start[0] == 0 and self.set_start[-1] == len(self.set_values), "bad set bounds")
+        check(lengths["range_high"] == lengths["range_flags"] == n_ranges, "range arrays differ")
+        node_ids = np.arange(n_nodes)
+        tests = self.node_leaf < 0
+        for child in (self.node_true, self.node_false, self.node_missing):
+            check(bool(np.all(~tests | ((child > node_ids) & (child < n_nodes)))), "a child is not after its parent")
+        check(bool(np.all(tests | ((self.node_leaf >= 0) & (self.node_leaf < n_leaves)))), "leaf out of range")
+        check(
+            bool(np.all(~tests | ((self.node_program >= 0) & (self.node_program < n_programs)))),
+            "test program out of range",
+        )
+        check(_within(self.node_item, -1, n_strings - 1), "node item out of range")
+        check(
+            _within(self.leaf_label, 0, n_strings - 1) and _within(self.leaf_reason, -1, n_strings - 1),
+            "leaf string out of range",
+        )
+        check(
+            bool(np.all((self.leaf_action_start <= self.leaf_action_end) & (self.leaf_action_end <= n_actions)))
+            and _within(self.leaf_action_start, 0, n_actions),
+            "leaf actions out of range",
+        )
+        check(_within(self.action_kind, 0, O.A_FIELD), "unknown action")
+        check(_within(self.action_program, -1, n_programs - 1), "action program out of range")
+        assigns = (self.action_kind == O.A_ASSIGN) | (self.action_kind == O.A_SET)
+        check(
+            bool(np.all(~assigns | ((self.action_slot >= 0) & (self.action_slot < n_slots)))),
+            "action slot out of range",
+        )
+        check(_within(self.action_output, -1, len(self.output_names) - 1), "action output out of range")
+        check(_within(self.action_span, 0, n_spans - 1), "action span out of range")
+        check(_within(self.action_type, 0, O.T_OBJ) and lengths["action_type"] == n_actions, "action type")
+        check(_within(self.tree_root, 0, n_nodes - 1), "tree root out of range")
+        check(
+            _within(self.tree_program, -1, n_programs - 1) and _within(self.tree_slot, -1, n_slots - 1),
+            "tree program out of range",
+        )
+        check(_within(self.stmt_kind, 0, O.S_LIST), "unknown statement")
+        check(
+            bool(np.all((self.stmt_tree_start <= self.stmt_tree_end) & (self.stmt_tree_end <= n_trees))),
+            "statement trees out of range",
+        )
+        check(
+            _within(self.stmt_slot, -1, n_slots - 1) and _within(self.stmt_slot2, -1, n_slots - 1),
+            "statement slot out of range",
+        )
+        check(_within(self.stmt_program, -1, n_programs - 1), "statement program out of range")
+        check(
+            self.column_start[-1] == len(self.column_slots) and _within(self.column_slots, 0, n_slots - 1),
+            "table columns out of range",
+        )
+        check(
+            _within(self.input_slots, 0, n_slots - 1) and _within(self.output_slots, 0, n_slots - 1),
+            "input or output slot out of range",
+        )
+        check(len(self.input_slots) == len(self.input_names), "inputs differ")
+        check(
+            _within(self.output_allowed_set, -1, n_sets - 1) and _within(self.output_allowed_range, -1, n_ranges - 1),
+            "output constraint",
+        )
+        return self
+
+    # ----------------------------------------------------------- binary form
+
+    def to_bytes(self) -> bytes:
+        """MAGIC, format version, JSON metadata, then the arrays as .npy records (no pickle)."""
+        metadata = {
+            "name": self.name,
+            "strings": self.strings,
+            "spans": [[s.file, s.line, s.column, s.end_line, s.end_column] for s in self.spans],
+            "slot_names": self.slot_names,
+            "escapes": [[e.name, list(e.arg_types), e.result_type, e.detail] for e in self.escapes],
+            "input_names": self.input_names,
+            "output_names": self.output_names,
+            "output_constraint_text": self.output_constraint_text,
+            "today_slot": self.today_slot,
+            "reveal_values": self.reveal_values,
+        }
+        buffer = io.BytesIO()
+        header = json.dumps(metadata, separators=(",", ":")).encode("utf-8")
+        buffer.write(MAGIC + struct.pack("<HI", O.FORMAT_VERSION, len(header)) + header)
+        for name in ARRAY_FIELDS:
+            np.save(buffer, getattr(self, name), allow_pickle=False)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PolicyArrays:
+        if not data.startswith(MAGIC):
+            raise CorruptArtefact("not a compiled Decide policy (wrong header)")
+        offset = len(MAGIC)
+        try:
+            version, header_length = struct.unpack_from("<HI", data, offset)
+        except struct.error:
+            raise CorruptArtefact("compiled policy is truncated") from None
+        if version != O.FORMAT_VERSION:
+            raise CorruptArtefact(
+                f"compiled policy has format version {version}; this Decide reads version {O.FORMAT_VERSION}"
+            )
+        offset += struct.calcsize("<HI")
+        try:
+            metadata = json.loads(data[offset : offset + header_length].decode("utf-8"))
+            stream = io.BytesIO(data[offset + header_length :])
+            arrays = {name: np.load(stream, allow_pickle=False) for name in ARRAY_FIELDS}
+            policy = cls(
+                name=metadata["name"],
+                strings=list(metadata["strings"]),
+                spans=[Span(*span) for span in metadata["spans"]],
+                slot_names=list(metadata["slot_names"]),
+                escapes=[Escape(n, tuple(a), r, d) for n, a, r, d in metadata["escapes"]],
+                input_names=list(metadata["input_names"]),
+                output_names=list(metadata["output_names"]),
+                output_constraint_text=list(metadata["output_constraint_text"]),
+                today_slot=int(metadata["today_slot"]),
+                reveal_values=bool(metadata["reveal_values"]),
+                **arrays,
+            )
+        except (ValueError, KeyError, TypeError, EOFError, UnicodeDecodeError) as exc:
+            raise CorruptArtefact(f"compiled policy cannot be read: {exc}") from None
+        return policy.validate()
+
+
+def _within(array: np.ndarray, low: int, high: int) -> bool:
+    return bool(array.size == 0 or (array.min() >= low and array.max() <= high))
+
+
+def compile_arrays(lowered: Lowered) -> PolicyArrays:
+    """Flatten a lowered policy; nodes are renumbered so that every parent comes before its children."""
+    count = len(lowered.node_leaf)
+    # Children are always created before their parents, so reversing creation order puts parents first.
+    renumber = np.arange(count - 1, -1, -1, dtype=np.int64)
+
+    def node_ref(values: list[int]) -> np.ndarray:
+        array = np.asarray(values, dtype=np.int64)
+        return np.where(array >= 0, renumber[np.clip(array, 0, max(count - 1, 0))] if count else array, -1).astype(
+            np.int32
+        )
+
+    def reordered(values: list, dtype: str) -> np.ndarray:
+        array = np.asarray(values, dtype=dtype)
+        return array[::-1].copy()
+
+    set_start = [0]
+    set_values: list[float] = []
+    for members in lowered.sets:
+        set_values.extend(members)
+        set_start.append(len(set_values))
+    column_start = [0]
+    column_slots: list[int] = []
+    for columns in lowered.stmt_columns:
+        column_slots.extend(columns)
+        column_start.append(len(column_slots))
+    arrays = dict(
+        slot_types=lowered.slot_types,
+        code_op=lowered.code_op,
+        code_arg=lowered.code_arg,
+        code_span=lowered.code_span,
+        program_start=lowered.program_start,
+        set_values=set_values,
+        set_start=set_start,
+        range_low=[r[0] for r in lowered.ranges],
+        range_high=[r[1] for r in lowered.ranges],
+        range_flags=[int(r[2]) + 2 * int(r[3]) for r in lowered.ranges],
+        leaf_index=lowered.leaf_index,
+        leaf_label=lowered.leaf_label,
+        leaf_action_start=lowered.leaf_action_start,
+        leaf_action_end=lowered.leaf_action_end,
+        leaf_points=lowered.leaf_points,
+        leaf_reason=lowered.leaf_reason,
+        leaf_item=lowered.leaf_item,
+        action_kind=lowered.action_kind,
+        action_slot=lowered.action_slot,
+        action_program=lowered.action_program,
+        action_output=lowered.action_output,
+        action_span=lowered.action_span,
+        action_type=lowered.action_type,
+        tree_program=lowered.tree_program,
+        tree_slot=lowered.tree_slot,
+        tree_best=lowered.tree_best,
+        tree_item=lowered.tree_item,
+        stmt_kind=lowered.stmt_kind,
+        stmt_name=lowered.stmt_name,
+        stmt_slot=lowered.stmt_slot,
+        stmt_slot2=lowered.stmt_slot2,
+        stmt_program=lowered.stmt_program,
+        stmt_tree_start=lowered.stmt_tree_start,
+        stmt_tree_end=lowered.stmt_tree_end,
+        stmt_span=lowered.stmt_span,
+        stmt_base=lowered.stmt_base,
+        stmt_sort=lowered.stmt_sort,
+        stmt_descending=lowered.stmt_descending,
+        column_slots=column_slots,
+        column_start=column_start,
+        input_slots=lowered.input_slots,
+        output_slots=lowered.output_slots,
+        output_optional=lowered.output_optional,
+        output_default=lowered.output_default,
+        output_default_missing=lowered.output_default_missing,
+        output_allowed_set=lowered.output_allowed_set,
+        output_allowed_range=lowered.output_allowed_range,
+    )
+    converted = {name: np.asarray(values, dtype=ARRAY_FIELDS[name]) for name, values in arrays.items()}
+    converted.update(
+        node_program=reordered(lowered.node_program, "int32"),
+        node_true=node_ref(lowered.node_true)[::-1].copy(),
+        node_false=node_ref(lowered.node_false)[::-1].copy(),
+        node_missing=node_ref(lowered.node_missing)[::-1].copy(),
+        node_leaf=reordered(lowered.node_leaf, "int32"),
+        node_item=reordered(lowered.node_item, "int32"),
+        tree_root=node_ref(lowered.tree_root),
+    )
+    policy = PolicyArrays(
+        name=lowered.name,
+        strings=list(lowered.strings),
+        spans=list(lowered.spans),
+        slot_names=list(lowered.slot_names),
+        escapes=list(lowered.escapes),
+        input_names=list(lowered.input_names),
+        output_names=list(lowered.output_names),
+        output_constraint_text=list(lowered.output_constraint_text),
+        today_slot=lowered.today_slot,
+        reveal_values=lowered.reveal_values,
+        **converted,
+    )
+    assert {f.name for f in fields(PolicyArrays)} >= set(ARRAY_FIELDS)
+    return policy.validate()
