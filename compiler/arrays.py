@@ -101,6 +101,8 @@ class PolicyArrays:
     output_constraint_text: list[str]
     today_slot: int
     reveal_values: bool
+    metadata: dict  # JSON-able: input declarations, store lists, source hash, compiler version
+    max_stack: int  # derived by validate(): the deepest stack any program needs
     slot_types: np.ndarray
     code_op: np.ndarray
     code_arg: np.ndarray
@@ -177,6 +179,7 @@ class PolicyArrays:
                 raise CorruptArtefact(f"compiled policy '{self.name}' is corrupt: {what}")
 
         lengths = {name: len(getattr(self, name)) for name in ARRAY_FIELDS}
+        self.max_stack = 1
         for name, dtype in ARRAY_FIELDS.items():
             array = getattr(self, name)
             check(
@@ -215,7 +218,10 @@ class PolicyArrays:
                 elif op == O.OP_ESCAPE:
                     check(0 <= arg < len(self.escapes), "escape out of range")
                 elif op in (O.OP_MIN, O.OP_MAX, O.OP_COALESCE, O.OP_IN_ITEMS):
-                    check(1 <= arg <= 1_000, "bad argument count")
+                    check(1 <= arg <= 1_000 and arg == int(arg), "bad argument count")
+            depth = _stack_depth(self, start, end)
+            check(depth > 0, "a program's stack use is inconsistent")
+            self.max_stack = max(self.max_stack, depth)
         check(self.set_start[0] == 0 and self.set_start[-1] == len(self.set_values), "bad set bounds")
         check(lengths["range_high"] == lengths["range_flags"] == n_ranges, "range arrays differ")
         node_ids = np.arange(n_nodes)
@@ -292,6 +298,7 @@ class PolicyArrays:
             "output_constraint_text": self.output_constraint_text,
             "today_slot": self.today_slot,
             "reveal_values": self.reveal_values,
+            "metadata": self.metadata,
         }
         buffer = io.BytesIO()
         header = json.dumps(metadata, separators=(",", ":")).encode("utf-8")
@@ -329,18 +336,115 @@ class PolicyArrays:
                 output_constraint_text=list(metadata["output_constraint_text"]),
                 today_slot=int(metadata["today_slot"]),
                 reveal_values=bool(metadata["reveal_values"]),
+                metadata=dict(metadata["metadata"]),
+                max_stack=1,
                 **arrays,
             )
-        except (ValueError, KeyError, TypeError, EOFError, UnicodeDecodeError) as exc:
-            raise CorruptArtefact(f"compiled policy cannot be read: {exc}") from None
+        except Exception as exc:  # numpy's header parser alone raises half a dozen exception types
+            raise CorruptArtefact(f"compiled policy cannot be read: {type(exc).__name__}: {exc}") from None
         return policy.validate()
+
+
+_POPS_PUSHES = {
+    O.OP_CONST: (0, 1),
+    O.OP_MISSING: (0, 1),
+    O.OP_LOAD: (0, 1),
+    O.OP_NEG: (1, 1),
+    O.OP_NEG_I: (1, 1),
+    O.OP_NOT: (1, 1),
+    O.OP_IS_MISSING: (1, 1),
+    O.OP_NOT_MISSING: (1, 1),
+    O.OP_ABS: (1, 1),
+    O.OP_ABS_I: (1, 1),
+    O.OP_FLOOR: (1, 1),
+    O.OP_CEIL: (1, 1),
+    O.OP_IN_SET: (1, 1),
+    O.OP_IN_RANGE: (1, 1),
+    O.OP_CLAMP: (3, 1),
+    O.OP_BETWEEN: (3, 1),
+    O.OP_DAYS_BETWEEN: (2, 1),
+    O.OP_YEARS_BETWEEN: (2, 1),
+}
+_BINARY = {
+    O.OP_ADD,
+    O.OP_SUB,
+    O.OP_MUL,
+    O.OP_DIV,
+    O.OP_ADD_I,
+    O.OP_SUB_I,
+    O.OP_MUL_I,
+    O.OP_EQ,
+    O.OP_NE,
+    O.OP_LT,
+    O.OP_LE,
+    O.OP_GT,
+    O.OP_GE,
+    O.OP_AND,
+    O.OP_OR,
+}
+_KEEP_JUMPS = {O.OP_JUMP_IF_FALSE_KEEP, O.OP_JUMP_IF_TRUE_KEEP, O.OP_JUMP_IF_MISSING_KEEP}
+
+
+def _stack_depth(arrays: PolicyArrays, start: int, end: int) -> int:
+    """The largest stack a program needs, or 0 if it could pop an empty stack, reach one point with two
+    different depths, or end with anything but exactly one value. The Cython kernel sizes its stack
+    with this, so a corrupt program can never read or write outside it."""
+    depth_at: dict[int, int] = {start: 0}
+    pending = [start]
+    deepest = 0
+    while pending:
+        pc = pending.pop()
+        depth = depth_at[pc]
+        if pc == end:
+            if depth != 1:
+                return 0
+            continue
+        op, arg = int(arrays.code_op[pc]), arrays.code_arg[pc]
+        successors: list[tuple[int, int]] = []
+        if op in _BINARY:
+            pops, pushes = 2, 1
+        elif op in _POPS_PUSHES:
+            pops, pushes = _POPS_PUSHES[op]
+        elif op in (O.OP_MIN, O.OP_MAX, O.OP_COALESCE):
+            pops, pushes = int(arg), 1
+        elif op == O.OP_IN_ITEMS:
+            pops, pushes = int(arg) + 1, 1
+        elif op == O.OP_ESCAPE:
+            pops, pushes = len(arrays.escapes[int(arg)].arg_types), 1
+        elif op == O.OP_JUMP:
+            pops, pushes = 0, 0
+        elif op == O.OP_JUMP_UNLESS_TRUE:
+            pops, pushes = 1, 0
+        elif op in _KEEP_JUMPS:
+            pops, pushes = 1, 1
+        else:
+            return 0
+        if depth < pops:
+            return 0
+        after = depth - pops + pushes
+        deepest = max(deepest, after, depth)
+        target = start + int(arg)
+        if op == O.OP_JUMP:
+            successors.append((target, after))
+        elif op == O.OP_JUMP_UNLESS_TRUE or op in _KEEP_JUMPS:
+            successors += [(pc + 1, after), (target, after)]
+        else:
+            successors.append((pc + 1, after))
+        for successor, successor_depth in successors:
+            if successor in depth_at:
+                if depth_at[successor] != successor_depth:
+                    return 0
+            else:
+                depth_at[successor] = successor_depth
+                pending.append(successor)
+    return deepest
 
 
 def _within(array: np.ndarray, low: int, high: int) -> bool:
     return bool(array.size == 0 or (array.min() >= low and array.max() <= high))
 
 
-def compile_arrays(lowered: Lowered) -> PolicyArrays:
+def compile_arrays(lowered: Lowered, metadata: dict | None = None) -> PolicyArrays:
     """Flatten a lowered policy; nodes are renumbered so that every parent comes before its children."""
     count = len(lowered.node_leaf)
     # Children are always created before their parents, so reversing creation order puts parents first.
@@ -436,6 +540,8 @@ def compile_arrays(lowered: Lowered) -> PolicyArrays:
         output_constraint_text=list(lowered.output_constraint_text),
         today_slot=lowered.today_slot,
         reveal_values=lowered.reveal_values,
+        metadata=dict(metadata or {}),
+        max_stack=1,
         **converted,
     )
     assert {f.name for f in fields(PolicyArrays)} >= set(ARRAY_FIELDS)

@@ -19,7 +19,7 @@ import math
 from typing import Any
 
 from compiler import opcodes as O
-from compiler.arrays import PolicyArrays
+from compiler.arrays import CorruptArtefact, PolicyArrays
 from compiler.constants import show_value
 from compiler.values import (
     MAX_EXACT_INT,
@@ -31,6 +31,8 @@ from compiler.values import (
     years_between,
 )
 from dsl.diagnostics import NO_SPAN, EvaluationError, Span
+
+_MAX_ORDINAL = _dt.date.max.toordinal()
 
 
 class _Stop(Exception):
@@ -93,7 +95,11 @@ class Frame:
     def text(self, value: float) -> str:
         index = int(value)
         pool = self.p.strings
-        return pool[index] if index < len(pool) else self.extra_strings[index - len(pool)]
+        if 0 <= index < len(pool):
+            return pool[index]
+        if 0 <= index - len(pool) < len(self.extra_strings):
+            return self.extra_strings[index - len(pool)]
+        raise CorruptArtefact(f"compiled policy '{self.p.arrays.name}' is corrupt: a string id is out of range")
 
     def encode(self, value: Any, type_: int) -> float:
         if type_ == O.T_STR:
@@ -117,7 +123,11 @@ class Frame:
         if type_ == O.T_STR:
             return self.text(value)
         if type_ == O.T_DATE:
+            if not 1 <= value <= _MAX_ORDINAL:
+                raise CorruptArtefact(f"compiled policy '{self.p.arrays.name}' is corrupt: a date is out of range")
             return _dt.date.fromordinal(int(value))
+        if not 0 <= value < len(self.objects):
+            raise CorruptArtefact(f"compiled policy '{self.p.arrays.name}' is corrupt: an object is out of range")
         return self.objects[int(value)]
 
     # --------------------------------------------------------------- errors
@@ -529,9 +539,8 @@ def run_program(frame: Frame, program: int) -> tuple[float, bool]:
             if op == O.OP_DAYS_BETWEEN:
                 values[-1] = end_day - values[-1]
             else:
-                values[-1] = float(
-                    years_between(_dt.date.fromordinal(int(values[-1])), _dt.date.fromordinal(int(end_day)))
-                )
+                start_date, end_date = frame.decode(values[-1], O.T_DATE), frame.decode(end_day, O.T_DATE)
+                values[-1] = float(years_between(start_date, end_date))
         elif op == O.OP_ESCAPE:
             run_escape(frame, int(arg), values, missing, pc - 1)
         else:  # pragma: no cover - validate() rejects unknown instructions
@@ -612,7 +621,10 @@ def _escape_value(frame: Frame, escape, args: list[Any], pc: int) -> Any:
             return [None if item is None else item.get(escape.detail) for item in value]
         return value.get(escape.detail)
     if name == "in_list":
-        return args[0] in frame.lists[escape.detail]  # type: ignore[attr-defined]
+        members = frame.lists.get(escape.detail)  # type: ignore[attr-defined]
+        if members is None:
+            raise CorruptArtefact(f"compiled policy '{frame.p.arrays.name}' is corrupt: unknown list")
+        return args[0] in members
     if name == "in_value":
         item, members = args
         return any(isinstance(item, bool) == isinstance(m, bool) and item == m for m in members)

@@ -21,24 +21,21 @@ from typing import Any
 import dsl
 from compiler.analysis import Analysis
 from compiler.check_types import allowed_values
+from compiler.compiled import COMPILER_VERSION, CompiledPolicy
 from compiler.constants import constant_value
+from compiler.evaluation import PreparedLists, build_result, prepare_lists, resolve_as_of
 from compiler.passes import run_passes
 from compiler.reference import evaluate_reference
-from compiler.validate_input import convert_value, validate_input
-from compiler.values import ValueProblem, parse_date, to_json
+from compiler.validate_input import validate_input
+from compiler.values import to_json
 from dsl import ast
 from dsl.diagnostics import (
     ERROR,
     Diagnostic,
-    EvaluationError,
-    FieldError,
-    InputError,
     PolicyError,
     PolicySyntaxError,
     Span,
 )
-
-COMPILER_VERSION = "0.1.0"
 
 
 @dataclass(frozen=True)
@@ -96,6 +93,7 @@ class Policy:
         self.store_lists: dict[str, str] = {
             s.name: s.element_type for s in tree.statements if isinstance(s, ast.ListDecl) and s.members is None
         }
+        self.compiled = CompiledPolicy.from_policy(tree, analysis, self.source_hash)
 
     @property
     def name(self) -> str:
@@ -129,68 +127,34 @@ class Policy:
         ignore_extra: bool = False,
         trace: bool = True,
         version: int | None = None,
+        engine: str = "compiled",
     ) -> dict[str, Any]:
         """Validate `record`, evaluate, and return the result object of spec §6.
 
         Raises `InputError` (every field problem at once) or `EvaluationError`.
         `as_of` defaults to the current UTC date; `lists` supplies the members
         of the policy's `list` declarations that have no inline value.
+        `engine="reference"` runs the reference interpreter instead of the
+        compiled decision trees (both give identical results).
         """
-        values = validate_input(self.ast.inputs, record, ignore_extra=ignore_extra)
-        today = resolve_as_of(as_of)
-        outputs, trace_entries = evaluate_reference(self.ast, self.analysis, values, today, self._lists(lists))
-        return self._result(outputs, trace_entries, trace=trace, version=version)
-
-    def _lists(self, lists: Mapping[str, Iterable[Any]] | None) -> dict[str, frozenset]:
-        supplied: dict[str, frozenset] = {}
-        for name, members in (lists or {}).items():
-            if name not in self.store_lists:
-                known = ", ".join(self.store_lists) or "none"
-                raise EvaluationError(f"the policy has no list '{name}' to supply (its lists: {known})")
-            supplied[name] = frozenset(self._list_members(name, members))
-        missing = [name for name in self.store_lists if name not in supplied]
-        if missing:
-            names = ", ".join(f"'{name}'" for name in missing)
-            raise EvaluationError(
-                f"the members of list {names} were not supplied; supply them (an empty list is allowed)"
+        if engine == "reference":
+            values = validate_input(self.ast.inputs, record, ignore_extra=ignore_extra)
+            today = resolve_as_of(as_of)
+            outputs, trace_entries = evaluate_reference(
+                self.ast, self.analysis, values, today, prepare_lists(self.store_lists, lists)
             )
-        return supplied
+            return build_result(self.name, outputs, trace_entries, trace=trace, version=version)
+        return self.compiled.evaluate(
+            record, as_of=as_of, lists=lists, ignore_extra=ignore_extra, trace=trace, version=version
+        )
 
-    def _list_members(self, name: str, members: Iterable[Any]) -> list[Any]:
-        element = self.store_lists[name]
-        if isinstance(members, (str, bytes, Mapping)):
-            raise InputError([FieldError(f"lists.{name}", "wrong_type", "expected a list of members")])
-        converted, errors = [], []
-        for position, member in enumerate(members, start=1):
-            try:
-                converted.append(convert_value(ast.TypeRef(element), member))
-            except ValueError as exc:
-                errors.append(FieldError(f"lists.{name}", "wrong_type", f"member {position}: {exc}"))
-        if errors:
-            raise InputError(errors[:20])
-        return converted
+    def evaluate_batch(self, table, **options):
+        """Evaluate every row of a pyarrow Table or pandas DataFrame; see `CompiledPolicy.evaluate_batch`."""
+        return self.compiled.evaluate_batch(table, **options)
 
-    def _result(self, outputs: dict[str, Any], trace_entries: list[str], *, trace: bool, version: int | None):
-        result: dict[str, Any] = {"policy": self.name}
-        if version is not None:
-            result["version"] = version
-        result["outputs"] = {name: to_json(value) for name, value in outputs.items()}
-        if trace:
-            result["trace"] = list(trace_entries)
-        return result
-
-
-def resolve_as_of(as_of: _dt.date | str | None) -> _dt.date:
-    if as_of is None:
-        return _dt.datetime.now(_dt.UTC).date()
-    if isinstance(as_of, _dt.datetime):
-        return as_of.date()
-    if isinstance(as_of, _dt.date):
-        return as_of
-    try:
-        return parse_date(as_of)
-    except ValueProblem as exc:
-        raise EvaluationError(f"as_of: {exc}") from None
+    def prepare_lists(self, lists: Mapping[str, Iterable[Any]] | None) -> PreparedLists:
+        """Check and freeze list members once, for many evaluations (`lists=` accepts the result)."""
+        return prepare_lists(self.store_lists, lists)
 
 
 @contextmanager

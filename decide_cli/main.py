@@ -19,8 +19,8 @@ from typing import Any
 import click
 import orjson
 
-from compiler import COMPILER_VERSION, Policy, check_source, compile_source, read_policy_file
-from compiler.policy import resolve_as_of
+from compiler import COMPILER_VERSION, Policy, check_source, compile_source, fastpath, read_policy_file
+from compiler.evaluation import resolve_as_of
 from compiler.testcases import TestFileError, find_test_files, load_cases, run_cases
 from decide_cli.inputs import InputFileError, read_list_file, read_records
 from dsl import ast
@@ -141,6 +141,13 @@ def _expand_policy_paths(paths: tuple[str, ...]) -> list[str]:
 @click.option("--ignore-extra", is_flag=True, help="Ignore input fields the policy does not declare.")
 @click.option("--trace/--no-trace", default=True, help="Include the decision trace (default: on).")
 @click.option("--pretty", is_flag=True, help="Indent a single result.")
+@click.option(
+    "--engine",
+    type=click.Choice(["compiled", "reference"]),
+    default="compiled",
+    show_default=True,
+    help="The compiled decision trees, or the reference interpreter (identical results).",
+)
 def run(
     policy_file: str,
     input_path: str,
@@ -149,6 +156,7 @@ def run(
     ignore_extra: bool,
     trace: bool,
     pretty: bool,
+    engine: str,
 ) -> None:
     """Evaluate POLICY on the records in --input and print one result per record."""
     try:
@@ -182,12 +190,19 @@ def run(
         raise CliExit(EXIT_INPUT) from None
 
     worst = EXIT_OK
+    try:
+        prepared_lists = policy.prepare_lists(lists)
+    except (InputError, EvaluationError) as exc:
+        _report_failure(exc, "", True)
+        raise CliExit(EXIT_INPUT if isinstance(exc, InputError) else EXIT_EVALUATION) from None
     for position, record in enumerate(records, start=1):
         where = "" if single else f"record {position}: "
         try:
             if isinstance(record, InputFileError):
                 raise record
-            result = policy.evaluate(record, as_of=today, lists=lists, ignore_extra=ignore_extra, trace=trace)
+            result = policy.evaluate(
+                record, as_of=today, lists=prepared_lists, ignore_extra=ignore_extra, trace=trace, engine=engine
+            )
         except (InputError, InputFileError) as exc:
             worst = max(worst, EXIT_INPUT)
             _report_failure(exc, where, single)
@@ -305,7 +320,7 @@ def _write_atomically(path: Path, text: str) -> None:
 def version() -> None:
     """Print the version and which evaluator is active."""
     _out(f"decide {COMPILER_VERSION}")
-    _out("evaluator: reference interpreter (pure Python)")
+    _out(f"evaluator: {fastpath.describe()}")
 
 
 def main(argv: list[str] | None = None) -> int:

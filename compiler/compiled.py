@@ -1,0 +1,164 @@
+"""A compiled policy as data: decision-tree arrays plus what validating its inputs needs.
+
+Input: a checked AST and its analysis (`CompiledPolicy.from_policy`), or the
+bytes of `to_bytes` (`CompiledPolicy.from_bytes`). Output: an object that
+pickles (for Spark or Dask workers), has a content hash (source hash +
+compiler version), needs no C compiler to be produced or loaded, and offers
+`evaluate` (one record) and `evaluate_batch` (a table) on the active
+implementation — the Cython kernel when built, else its pure-Python twin.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from compiler import fastpath
+from compiler.arrays import PolicyArrays, compile_arrays
+from compiler.check_types import allowed_values
+from compiler.evaluation import build_result, prepare_lists, resolve_as_of
+from compiler.lower import lower
+from compiler.validate_input import validate_input
+from dsl import ast
+
+COMPILER_VERSION = "0.2.0"
+
+
+def _literal(value: Any) -> dict[str, Any]:
+    if isinstance(value, _dt.date):
+        return {"date": value.isoformat()}
+    return {"value": value}
+
+
+def _literal_node(encoded: dict[str, Any]):
+    if "date" in encoded:
+        return ast.Call("date", (ast.String(encoded["date"]),))
+    value = encoded["value"]
+    if isinstance(value, str):
+        return ast.String(value)
+    if isinstance(value, bool):
+        return ast.Bool(value)
+    return ast.Number(value)
+
+
+def input_declarations(fields: tuple[ast.Field, ...]) -> list[dict[str, Any]]:
+    """The `input:` section as JSON-able data (what validation needs, no spans)."""
+    declarations = []
+    for field in fields:
+        constraint = allowed_values(field)
+        allowed = None
+        if constraint is not None:
+            shape, spec = constraint
+            if shape == "set":
+                allowed = {"set": [_literal(v) for v in spec]}
+            else:
+                low, high, low_closed, high_closed = spec
+                allowed = {"range": [_literal(low), _literal(high), low_closed, high_closed]}
+        declarations.append(
+            {
+                "name": field.name,
+                "type": field.type.name,
+                "element": field.type.element,
+                "optional": field.optional,
+                "key": field.key,
+                "pii": field.pii,
+                "allowed": allowed,
+            }
+        )
+    return declarations
+
+
+def fields_from_declarations(declarations: list[dict[str, Any]]) -> tuple[ast.Field, ...]:
+    fields = []
+    for declaration in declarations:
+        allowed = declaration["allowed"]
+        node = None
+        if allowed is not None and "set" in allowed:
+            node = ast.SetLiteral(tuple(_literal_node(v) for v in allowed["set"]))
+        elif allowed is not None:
+            low, high, low_closed, high_closed = allowed["range"]
+            node = ast.Interval(_literal_node(low), _literal_node(high), low_closed, high_closed)
+        fields.append(
+            ast.Field(
+                declaration["name"],
+                ast.TypeRef(declaration["type"], declaration["element"]),
+                optional=declaration["optional"],
+                key=declaration["key"],
+                pii=declaration["pii"],
+                allowed=node,
+            )
+        )
+    return tuple(fields)
+
+
+class CompiledPolicy:
+    """Decision trees as arrays, with `evaluate` and `evaluate_batch`; picklable and hashable."""
+
+    def __init__(self, arrays: PolicyArrays) -> None:
+        self.arrays = arrays
+        self.inputs = fields_from_declarations(arrays.metadata["inputs"])
+        self.store_lists: dict[str, str] = dict(arrays.metadata["store_lists"])
+        self._runner = None
+
+    @classmethod
+    def from_policy(cls, tree: ast.Policy, analysis, source_hash: str) -> CompiledPolicy:
+        metadata = {
+            "inputs": input_declarations(tree.inputs),
+            "store_lists": {
+                s.name: s.element_type for s in tree.statements if isinstance(s, ast.ListDecl) and s.members is None
+            },
+            "source_hash": source_hash,
+            "compiler_version": COMPILER_VERSION,
+        }
+        return cls(compile_arrays(lower(tree, analysis), metadata))
+
+    @property
+    def name(self) -> str:
+        return self.arrays.name
+
+    @property
+    def content_hash(self) -> str:
+        metadata = self.arrays.metadata
+        return hashlib.sha256(f"{metadata['compiler_version']}\n{metadata['source_hash']}".encode()).hexdigest()
+
+    def to_bytes(self) -> bytes:
+        return self.arrays.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CompiledPolicy:
+        """Load and validate a compiled policy; raises CorruptArtefact if anything is off."""
+        return cls(PolicyArrays.from_bytes(data))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"arrays": self.arrays}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["arrays"].validate())
+
+    def __repr__(self) -> str:
+        return f"<CompiledPolicy {self.name} {self.content_hash[:12]} nodes={self.arrays.n_nodes}>"
+
+    @property
+    def runner(self):
+        """The active implementation's evaluator for these arrays, built on first use."""
+        if self._runner is None:
+            self._runner = fastpath.runner(self.arrays)
+        return self._runner
+
+    def evaluate(
+        self,
+        record: Mapping[str, Any],
+        *,
+        as_of: _dt.date | str | None = None,
+        lists: Mapping[str, Iterable[Any]] | None = None,
+        ignore_extra: bool = False,
+        trace: bool = True,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """Validate `record` and evaluate it on the decision trees; the result object of spec §6."""
+        values = validate_input(self.inputs, record, ignore_extra=ignore_extra)
+        today = resolve_as_of(as_of)
+        outputs, trace_entries = self.runner.evaluate(values, today, prepare_lists(self.store_lists, lists))
+        return build_result(self.name, outputs, trace_entries, trace=trace, version=version)
