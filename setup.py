@@ -1,21 +1,53 @@
-"""Decide: a rules and decision management server for lenders."""
+"""Decide: a rules and decision management server for lenders.
 
-from setuptools import find_packages, setup
+Builds the Cython kernel `compiler._fastpath` when a C compiler is present;
+without one the install still succeeds and the pure-Python twin is used,
+unless DECIDE_REQUIRE_CYTHON=1 (CI sets it), which makes a failed build an
+error.
+"""
+
+import os
+
+from setuptools import Extension, find_packages, setup
+
+REQUIRE_CYTHON = os.environ.get("DECIDE_REQUIRE_CYTHON") == "1"
+
+
+def extensions() -> list:
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        if REQUIRE_CYTHON:
+            raise
+        return []
+    built = cythonize(
+        [Extension("compiler._fastpath", ["compiler/_fastpath.pyx"])],
+        compiler_directives={"language_level": "3"},
+        quiet=True,
+    )
+    # cythonize() returns new Extension objects and drops `optional`; set it again on what it returns.
+    for extension in built:
+        extension.optional = not REQUIRE_CYTHON
+    return built
+
 
 setup(
     name="decide",
-    version="0.1.0",
+    version="0.2.0",
     description="Rules and decision management for lenders: a policy language compiled to decision trees",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["dsl", "dsl.*", "compiler", "compiler.*", "decide_cli", "decide_cli.*"]),
-    package_data={"dsl": ["grammar.lark"]},
+    package_data={"dsl": ["grammar.lark"], "compiler": ["_fastpath.pyx"]},
+    ext_modules=extensions(),
     install_requires=[
         "lark>=1.2,<2",
         "orjson>=3.9",
         "click>=8.1",
+        "numpy>=1.26",
+        "pyarrow>=15",
     ],
     extras_require={
         "test": [
@@ -23,6 +55,7 @@ setup(
             "hypothesis>=6.100",
             "pytest-benchmark>=4",
             "ruff>=0.6",
+            "pandas>=2",
         ],
     },
     entry_points={"console_scripts": ["decide=decide_cli.main:main"]},

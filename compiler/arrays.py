@@ -277,6 +277,41 @@ class PolicyArrays:
             "input or output slot out of range",
         )
         check(len(self.input_slots) == len(self.input_names), "inputs differ")
+        n_outputs, n_statements = len(self.output_names), lengths["stmt_kind"]
+        check(
+            all(lengths[name] == n_outputs for name in ARRAY_FIELDS if name.startswith("output_"))
+            and len(self.output_constraint_text) == n_outputs,
+            "output arrays differ",
+        )
+        check(
+            all(lengths[name] == n_statements for name in ARRAY_FIELDS if name.startswith("stmt_"))
+            and lengths["column_start"] == n_statements + 1,
+            "statement arrays differ",
+        )
+        for prefix, count in (("node_", n_nodes), ("leaf_", n_leaves), ("action_", n_actions), ("tree_", n_trees)):
+            check(
+                all(lengths[name] == count for name in ARRAY_FIELDS if name.startswith(prefix)),
+                f"{prefix.rstrip('_')} arrays differ",
+            )
+        record_fields = self.action_kind == O.A_FIELD
+        check(
+            bool(np.all(~record_fields | ((self.action_slot >= 0) & (self.action_slot < n_strings)))),
+            "record column name out of range",
+        )
+        check(bool(np.all((self.action_kind == O.A_STOP) | (self.action_program >= 0))), "action without program")
+        check(
+            _within(self.stmt_name, 0, n_strings - 1)
+            and _within(self.stmt_sort, -1, n_strings - 1)
+            and _within(self.tree_item, -1, n_strings - 1),
+            "statement string out of range",
+        )
+        check(bool(np.all((self.tree_program < 0) | (self.tree_slot >= 0))), "characteristic without a slot")
+        kinds = self.stmt_kind
+        needs_slot = (kinds == O.S_LET) | (kinds == O.S_SCORECARD) | (kinds == O.S_TABLE_COLLECT)
+        check(bool(np.all(~needs_slot | (self.stmt_slot >= 0))), "statement without its slot")
+        check(bool(np.all((kinds != O.S_SCORECARD) | (self.stmt_slot2 >= 0))), "scorecard without reasons slot")
+        check(bool(np.all((kinds != O.S_LET) | (self.stmt_program >= 0))), "let without program")
+        check(bool(np.all((kinds != O.S_TREE) | (self.stmt_tree_end > self.stmt_tree_start))), "tree without root")
         check(
             _within(self.output_allowed_set, -1, n_sets - 1) and _within(self.output_allowed_range, -1, n_ranges - 1),
             "output constraint",

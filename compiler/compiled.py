@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from compiler import fastpath
-from compiler.arrays import PolicyArrays, compile_arrays
+from compiler.arrays import CorruptArtefact, PolicyArrays, compile_arrays
 from compiler.check_types import allowed_values
 from compiler.evaluation import build_result, prepare_lists, resolve_as_of
 from compiler.lower import lower
@@ -98,8 +98,15 @@ class CompiledPolicy:
 
     def __init__(self, arrays: PolicyArrays) -> None:
         self.arrays = arrays
-        self.inputs = fields_from_declarations(arrays.metadata["inputs"])
-        self.store_lists: dict[str, str] = dict(arrays.metadata["store_lists"])
+        try:
+            self.inputs = fields_from_declarations(arrays.metadata["inputs"])
+            self.store_lists: dict[str, str] = {
+                str(name): str(element) for name, element in arrays.metadata["store_lists"].items()
+            }
+            for key in ("source_hash", "compiler_version"):
+                str(arrays.metadata[key])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorruptArtefact(f"compiled policy '{arrays.name}' has unreadable metadata ({exc!r})") from None
         self._runner = None
 
     @classmethod
