@@ -168,7 +168,7 @@ cdef class Runner:
     cdef const double[:] stmt_base, output_default
     cdef const signed char[:] output_optional, output_default_missing
     cdef const int[:] output_allowed_set, output_allowed_range
-    cdef list strings
+    cdef list strings, input_names, output_names
     cdef int cur_statement, cur_item
 
     def __init__(self, arrays: PolicyArrays):
@@ -178,6 +178,8 @@ cdef class Runner:
         self.max_stack = arrays.max_stack
         self.today_slot = arrays.today_slot
         self.strings = list(arrays.strings)
+        self.input_names = list(arrays.input_names)
+        self.output_names = list(arrays.output_names)
         self.slot_types = arrays.slot_types
         self.code_op = arrays.code_op
         self.code_arg = arrays.code_arg
@@ -245,11 +247,22 @@ cdef class Runner:
         state.frame = frame
         state.value[self.today_slot] = <double> today.toordinal()
         state.missing[self.today_slot] = 0
-        for i, name in enumerate(self.arrays.input_names):
+        cdef int type_
+        for i, name in enumerate(self.input_names):
             value = record.get(name)
             if value is not None:
                 slot = self.input_slots[i]
-                state.value[slot] = frame.encode(value, self.slot_types[slot])
+                type_ = self.slot_types[slot]
+                if type_ == T_NUM or type_ == T_INT:
+                    state.value[slot] = <double> value
+                elif type_ == T_BOOL:
+                    state.value[slot] = 1.0 if value else 0.0
+                elif type_ == T_DATE:
+                    state.value[slot] = <double> value.toordinal()
+                elif type_ == T_STR:
+                    state.value[slot] = frame.intern(value)
+                else:
+                    state.value[slot] = frame.encode(value, type_)
                 state.missing[slot] = 0
         for i in range(self.output_slots.shape[0]):
             slot = self.output_slots[i]
@@ -271,12 +284,21 @@ cdef class Runner:
         except _StopPolicy:
             pass
         outputs = {}
-        for i, name in enumerate(self.arrays.output_names):
+        for i, name in enumerate(self.output_names):
             slot = self.output_slots[i]
+            type_ = self.slot_types[slot]
             if state.missing[slot]:
                 outputs[name] = None
+            elif type_ == T_NUM:
+                outputs[name] = state.value[slot]
+            elif type_ == T_INT:
+                outputs[name] = <long long> state.value[slot]
+            elif type_ == T_BOOL:
+                outputs[name] = state.value[slot] != 0.0
+            elif type_ == T_STR:
+                outputs[name] = frame.text(state.value[slot])
             else:
-                value = frame.decode(state.value[slot], self.slot_types[slot])
+                value = frame.decode(state.value[slot], type_)
                 outputs[name] = list(value) if isinstance(value, list) else value
         outputs["reasons"] = list(frame.reasons)
         return outputs, trace

@@ -20,7 +20,7 @@ from compiler.arrays import CorruptArtefact, PolicyArrays, compile_arrays
 from compiler.check_types import allowed_values
 from compiler.evaluation import build_result, prepare_lists, resolve_as_of
 from compiler.lower import lower
-from compiler.validate_input import validate_input
+from compiler.validate_input import InputValidator
 from dsl import ast
 
 COMPILER_VERSION = "0.2.0"
@@ -108,6 +108,7 @@ class CompiledPolicy:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptArtefact(f"compiled policy '{arrays.name}' has unreadable metadata ({exc!r})") from None
         self._runner = None
+        self.validator = InputValidator(self.inputs)
 
     @classmethod
     def from_policy(cls, tree: ast.Policy, analysis, source_hash: str) -> CompiledPolicy:
@@ -165,7 +166,86 @@ class CompiledPolicy:
         version: int | None = None,
     ) -> dict[str, Any]:
         """Validate `record` and evaluate it on the decision trees; the result object of spec §6."""
-        values = validate_input(self.inputs, record, ignore_extra=ignore_extra)
+        values = self.validator.validate(record, ignore_extra=ignore_extra)
         today = resolve_as_of(as_of)
         outputs, trace_entries = self.runner.evaluate(values, today, prepare_lists(self.store_lists, lists))
         return build_result(self.name, outputs, trace_entries, trace=trace, version=version)
+
+    def evaluate_batch(
+        self,
+        table,
+        *,
+        as_of: _dt.date | str | None = None,
+        lists: Mapping[str, Iterable[Any]] | None = None,
+        ignore_extra: bool = False,
+        trace: bool = False,
+    ):
+        """Evaluate every row of a pyarrow Table (or pandas DataFrame); returns a pyarrow Table.
+
+        One column per output, `reasons` (list of strings), `trace` if asked,
+        and `error`: null where the row was decided, else the row's input or
+        evaluation error (the batch never fails for one bad row). `as_of` is a
+        date, a YYYY-MM-DD string, or the name of a date column of the table
+        (each row's evaluation date, as in a back-test). Every row equals
+        `evaluate` on that row.
+        """
+        import pyarrow as pa
+
+        from dsl.diagnostics import EvaluationError, InputError
+
+        if not isinstance(table, pa.Table):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        date_column = as_of if isinstance(as_of, str) and as_of in table.column_names else None
+        fixed_today = None if date_column else resolve_as_of(as_of)
+        prepared = prepare_lists(self.store_lists, lists)
+        columns = [name for name in table.column_names if name != date_column]
+        rows = table.select(columns).to_pylist()
+        dates = table.column(date_column).to_pylist() if date_column else None
+        output_names = list(self.arrays.output_names)
+        results: dict[str, list] = {name: [] for name in [*output_names, "reasons"]}
+        traces: list = []
+        errors: list = []
+        for index, record in enumerate(rows):
+            try:
+                today = fixed_today if dates is None else resolve_as_of(dates[index])
+                values = self.validator.validate(record, ignore_extra=ignore_extra)
+                outputs, trace_entries = self.runner.evaluate(values, today, prepared)
+                result = build_result(self.name, outputs, trace_entries, trace=True, version=None)["outputs"]
+                errors.append(None)
+            except (InputError, EvaluationError) as exc:
+                result = {name: None for name in results}
+                trace_entries = None
+                errors.append(str(exc))
+            for name in results:
+                results[name].append(result[name])
+            traces.append(trace_entries)
+        arrays = {name: _column(values, _arrow_type(self.arrays, name)) for name, values in results.items()}
+        if trace:
+            arrays["trace"] = pa.array(traces, type=pa.list_(pa.string()))
+        arrays["error"] = pa.array(errors, type=pa.string())
+        return pa.table(arrays)
+
+
+def _arrow_type(arrays: PolicyArrays, output: str):
+    import pyarrow as pa
+
+    from compiler import opcodes as O
+
+    if output == "reasons":
+        return pa.list_(pa.string())
+    slot = arrays.output_slots[arrays.output_names.index(output)]
+    return {
+        O.T_NUM: pa.float64(),
+        O.T_INT: pa.int64(),
+        O.T_BOOL: pa.bool_(),
+        O.T_STR: pa.string(),
+        O.T_DATE: pa.string(),
+    }.get(int(arrays.slot_types[slot]))
+
+
+def _column(values: list, arrow_type):
+    import pyarrow as pa
+
+    if arrow_type is None:  # lists of values or records: let arrow infer the nested type
+        return pa.array(values)
+    return pa.array(values, type=arrow_type)
