@@ -78,6 +78,7 @@ class Frame:
         self.reasons: list[str] = []
         self.statement = -1
         self.item = -1
+        self.visits: list[tuple[int, str]] | None = None
 
     # ---------------------------------------------------------- conversions
 
@@ -150,11 +151,19 @@ class Frame:
 
 
 def evaluate_arrays(
-    prepared: Prepared, record: dict[str, Any], today: _dt.date, lists: dict[str, frozenset]
+    prepared: Prepared,
+    record: dict[str, Any],
+    today: _dt.date,
+    lists: dict[str, frozenset],
+    visits: list[tuple[int, str]] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Evaluate one validated record; returns (outputs including `reasons`, trace)."""
+    """Evaluate one validated record; returns (outputs including `reasons`, trace).
+
+    With `visits`, every tree node passed is appended as (node, outcome) for `decide explain`.
+    """
     p = prepared
     frame = Frame(p)
+    frame.visits = visits
     frame.lists = lists  # type: ignore[attr-defined]
     frame.value[p.arrays.today_slot] = float(today.toordinal())
     frame.missing[p.arrays.today_slot] = False
@@ -309,12 +318,16 @@ def walk(frame: Frame, node: int) -> int:
     while p.node_leaf[node] < 0:
         frame.item = p.node_item[node]
         value, missing = run_program(frame, p.node_program[node])
+        if frame.visits is not None:
+            frame.visits.append((node, "missing" if missing else ("true" if value != 0.0 else "false")))
         if missing:
             node = p.node_missing[node]
         elif value != 0.0:
             node = p.node_true[node]
         else:
             node = p.node_false[node]
+    if frame.visits is not None:
+        frame.visits.append((node, "leaf"))
     leaf = p.node_leaf[node]
     frame.item = p.leaf_item[leaf] if p.leaf_item[leaf] >= 0 else frame.item
     return leaf

@@ -124,6 +124,30 @@ def _expand_policy_paths(paths: tuple[str, ...]) -> list[str]:
     return expanded
 
 
+def _read_lists(policy: Policy, list_specs: tuple[str, ...]) -> dict[str, list[Any]]:
+    """The members of each `--list NAME=FILE`."""
+    lists: dict[str, list[Any]] = {}
+    for spec in list_specs:
+        name, separator, list_path = spec.partition("=")
+        if not separator or not name or not list_path:
+            raise click.BadParameter(f"expected NAME=FILE, got {spec!r}", param_hint="--list")
+        if name not in policy.store_lists:
+            inline = any(isinstance(s, ast.ListDecl) and s.name == name for s in policy.ast.statements)
+            known = ", ".join(policy.store_lists) or "none"
+            problem = (
+                f"list '{name}' has its members written in the policy and cannot be supplied"
+                if inline
+                else f"the policy has no list '{name}'"
+            )
+            raise click.BadParameter(f"{problem} (lists to supply: {known})", param_hint="--list")
+        try:
+            lists[name] = read_list_file(list_path, policy.store_lists[name])
+        except InputFileError as exc:
+            _err(f"error: {exc}")
+            raise CliExit(EXIT_INPUT) from None
+    return lists
+
+
 @cli.command()
 @click.argument("policy_file", metavar="POLICY")
 @click.option(
@@ -164,25 +188,7 @@ def run(
     except EvaluationError as exc:
         raise click.BadParameter(str(exc).removeprefix("as_of: "), param_hint="--as-of") from None
     policy = _load_policy(policy_file)
-    lists: dict[str, list[Any]] = {}
-    for spec in list_specs:
-        name, separator, list_path = spec.partition("=")
-        if not separator or not name or not list_path:
-            raise click.BadParameter(f"expected NAME=FILE, got {spec!r}", param_hint="--list")
-        if name not in policy.store_lists:
-            inline = any(isinstance(s, ast.ListDecl) and s.name == name for s in policy.ast.statements)
-            known = ", ".join(policy.store_lists) or "none"
-            problem = (
-                f"list '{name}' has its members written in the policy and cannot be supplied"
-                if inline
-                else f"the policy has no list '{name}'"
-            )
-            raise click.BadParameter(f"{problem} (lists to supply: {known})", param_hint="--list")
-        try:
-            lists[name] = read_list_file(list_path, policy.store_lists[name])
-        except InputFileError as exc:
-            _err(f"error: {exc}")
-            raise CliExit(EXIT_INPUT) from None
+    lists = _read_lists(policy, list_specs)
     try:
         single, records = read_records(input_path)
     except InputFileError as exc:
@@ -314,6 +320,48 @@ def _write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@cli.command()
+@click.argument("policy_file", metavar="POLICY")
+@click.option("--dot", is_flag=True, help="Print the trees as a Graphviz digraph.")
+@click.option("--input", "-i", "input_path", metavar="FILE|-", help="Show the path one record (a JSON object) takes.")
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="The evaluation date for --input.")
+@click.option("--list", "list_specs", multiple=True, metavar="NAME=FILE", help="List members for --input.")
+@click.option("--ignore-extra", is_flag=True, help="Ignore input fields the policy does not declare.")
+def explain(
+    policy_file: str,
+    dot: bool,
+    input_path: str | None,
+    as_of: str | None,
+    list_specs: tuple[str, ...],
+    ignore_extra: bool,
+) -> None:
+    """Print POLICY's compiled decision trees, or the path one record takes through them."""
+    from compiler.explain import explain_dot, explain_path, explain_trees
+
+    policy = _load_policy(policy_file)
+    if input_path is None:
+        _out((explain_dot(policy) if dot else explain_trees(policy)).rstrip("\n"))
+        raise CliExit(EXIT_OK)
+    try:
+        today = resolve_as_of(as_of)
+    except EvaluationError as exc:
+        raise click.BadParameter(str(exc).removeprefix("as_of: "), param_hint="--as-of") from None
+    lists = _read_lists(policy, list_specs)
+    try:
+        single, records = read_records(input_path)
+        record = next(iter(records))
+        if not single:
+            raise InputFileError(f"{input_path}: explain takes one JSON object")
+        _out(explain_path(policy, record, as_of=today, lists=lists, ignore_extra=ignore_extra).rstrip("\n"))
+    except (InputFileError, InputError) as exc:
+        _report_failure(exc, "", True)
+        raise CliExit(EXIT_INPUT) from None
+    except EvaluationError as exc:
+        _report_failure(exc, "", True)
+        raise CliExit(EXIT_EVALUATION) from None
+    raise CliExit(EXIT_OK)
 
 
 @cli.command()
