@@ -21,6 +21,7 @@ Numbers go in reports, never in assertions.
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import math
 from pathlib import Path
@@ -277,7 +278,10 @@ def test_single_reference(benchmark, policy, single_case) -> None:
 def test_single_decide_compiled(benchmark, policy, single_case) -> None:
     """PLACEHOLDER: Decide's compiled `policy.evaluate`; skipped until the fast path lands."""
     options = compiled_options(policy)
-    result = benchmark(policy.evaluate, single_case["input"], as_of=AS_OF, lists=single_case["lists"], **options)
+    # Like the peers (a frozenset built once, a prebuilt zen context): lists checked once, a date object.
+    lists = policy.prepare_lists(single_case["lists"])
+    as_of = datetime.date.fromisoformat(AS_OF)
+    result = benchmark(policy.evaluate, single_case["input"], as_of=as_of, lists=lists, **options)
     assert result["outputs"]["decision"] == "approve"
 
 

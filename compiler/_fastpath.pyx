@@ -242,7 +242,7 @@ cdef class Runner:
         cdef _State state = _State(self.n_slots, self.max_stack)
         cdef int i, slot, s
         cdef signed char start
-        frame = _twin.Frame(self.prepared)
+        frame = _twin.Frame(self.prepared, False)
         frame.lists = lists
         state.frame = frame
         state.value[self.today_slot] = <double> today.toordinal()

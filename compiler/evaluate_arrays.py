@@ -67,11 +67,12 @@ class Prepared:
 class Frame:
     """The state of one evaluation: slot values and missing flags, dynamic strings, objects."""
 
-    def __init__(self, prepared: Prepared) -> None:
+    def __init__(self, prepared: Prepared, with_slots: bool = True) -> None:
         self.p = prepared
-        n = len(prepared.slot_types)
-        self.value = [0.0] * n
-        self.missing = [True] * n
+        if with_slots:  # the Cython kernel keeps slots in C arrays and does not need these
+            n = len(prepared.slot_types)
+            self.value = [0.0] * n
+            self.missing = [True] * n
         self.extra_strings: list[str] = []
         self.extra_ids: dict[str, int] = {}
         self.objects: list[Any] = []
