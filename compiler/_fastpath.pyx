@@ -21,6 +21,7 @@ import datetime as _dt
 from compiler import evaluate_arrays as _twin
 from compiler import opcodes as O
 from compiler.arrays import PolicyArrays
+from dsl.diagnostics import EvaluationError as _EvaluationError
 
 cdef double MAX_EXACT_INT = 9007199254740992.0
 
@@ -237,6 +238,12 @@ cdef class Runner:
 
     # ------------------------------------------------------------- entry
 
+    def new_frame(self, lists):
+        """A Python frame (strings, objects, reasons) to share across the rows of one batch."""
+        frame = _twin.Frame(self.prepared, False)
+        frame.lists = lists
+        return frame
+
     def evaluate(self, dict record, today, lists):
         """One validated record -> (outputs including reasons, trace)."""
         cdef _State state = _State(self.n_slots, self.max_stack)
@@ -302,6 +309,70 @@ cdef class Runner:
                 outputs[name] = list(value) if isinstance(value, list) else value
         outputs["reasons"] = list(frame.reasons)
         return outputs, trace
+
+    def evaluate_columns(self, frame, const double[:, :] inputs, const unsigned char[:, :] inputs_missing,
+                         const double[:] today, const unsigned char[:] skip, double[:, :] out_values,
+                         unsigned char[:, :] out_missing, bint want_trace):
+        """Rows of encoded input columns -> output columns; the twin of `evaluate_arrays.evaluate_columns`."""
+        cdef Py_ssize_t n_rows = today.shape[0], row
+        cdef int n_inputs = self.input_slots.shape[0], n_outputs = self.output_slots.shape[0]
+        cdef int i, slot, s, type_
+        cdef signed char start
+        cdef _State state = _State(self.n_slots, self.max_stack)
+        state.frame = frame
+        object_outputs = {i: [None] * n_rows for i in range(n_outputs)
+                          if self.slot_types[self.output_slots[i]] == T_OBJ}
+        reasons = [None] * n_rows
+        traces = [None] * n_rows if want_trace else None
+        errors = [None] * n_rows
+        for row in range(n_rows):
+            if skip[row]:
+                continue
+            for i in range(self.n_slots):
+                state.value[i] = 0.0
+                state.missing[i] = 1
+            state.value[self.today_slot] = today[row]
+            state.missing[self.today_slot] = 0
+            frame.reasons = []
+            frame.objects = []
+            for i in range(n_inputs):
+                slot = self.input_slots[i]
+                state.value[slot] = inputs[i, row]
+                state.missing[slot] = inputs_missing[i, row]
+            for i in range(n_outputs):
+                slot = self.output_slots[i]
+                start = self.output_default_missing[i]
+                if start == 0:
+                    state.value[slot] = self.output_default[i]
+                    state.missing[slot] = 0
+                elif start == 2:
+                    state.value[slot] = frame.encode([], T_OBJ)
+                    state.missing[slot] = 0
+            trace = []
+            try:
+                try:
+                    for s in range(self.stmt_kind.shape[0]):
+                        self.cur_statement = s
+                        self.cur_item = -1
+                        self._statement(state, s, trace)
+                except _StopPolicy:
+                    pass
+            except _EvaluationError as exc:
+                errors[row] = str(exc)
+                continue
+            for i in range(n_outputs):
+                slot = self.output_slots[i]
+                if state.missing[slot]:
+                    continue
+                if i in object_outputs:
+                    object_outputs[i][row] = _twin._plain(frame.decode(state.value[slot], T_OBJ))
+                else:
+                    out_values[i, row] = state.value[slot]
+                    out_missing[i, row] = 0
+            reasons[row] = list(frame.reasons)
+            if want_trace:
+                traces[row] = trace
+        return reasons, traces, errors, object_outputs
 
     # -------------------------------------------------------- statements
 

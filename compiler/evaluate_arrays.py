@@ -166,27 +166,13 @@ def evaluate_arrays(
     frame = Frame(p)
     frame.visits = visits
     frame.lists = lists  # type: ignore[attr-defined]
-    frame.value[p.arrays.today_slot] = float(today.toordinal())
-    frame.missing[p.arrays.today_slot] = False
+    _reset_frame(frame, float(today.toordinal()))
     for name, slot in zip(p.arrays.input_names, p.input_slots):
         value = record.get(name)
         if value is not None:
             frame.value[slot] = frame.encode(value, p.slot_types[slot])
             frame.missing[slot] = False
-    for output, slot in enumerate(p.output_slots):
-        start = p.output_default_missing[output]
-        if start == 0:
-            frame.value[slot], frame.missing[slot] = p.output_default[output], False
-        elif start == 2:
-            frame.value[slot], frame.missing[slot] = frame.encode([], O.T_OBJ), False
-    trace: list[str] = []
-    try:
-        for statement in range(len(p.stmt_kind)):
-            frame.statement = statement
-            frame.item = -1
-            _run_statement(frame, statement, trace)
-    except _Stop:
-        pass
+    trace = _run_statements(frame)
     outputs: dict[str, Any] = {}
     for name, slot in zip(p.arrays.output_names, p.output_slots):
         if frame.missing[slot]:
@@ -196,6 +182,87 @@ def evaluate_arrays(
             outputs[name] = list(value) if isinstance(value, list) else value
     outputs["reasons"] = list(frame.reasons)
     return outputs, trace
+
+
+def _reset_frame(frame: Frame, today: float) -> None:
+    """Every slot missing but today's date and the outputs' starting values; no reasons, no objects."""
+    p = frame.p
+    n = len(p.slot_types)
+    frame.value = [0.0] * n
+    frame.missing = [True] * n
+    frame.reasons = []
+    frame.objects = []
+    frame.value[p.arrays.today_slot] = today
+    frame.missing[p.arrays.today_slot] = False
+    for output, slot in enumerate(p.output_slots):
+        start = p.output_default_missing[output]
+        if start == 0:
+            frame.value[slot], frame.missing[slot] = p.output_default[output], False
+        elif start == 2:
+            frame.value[slot], frame.missing[slot] = frame.encode([], O.T_OBJ), False
+
+
+def _run_statements(frame: Frame) -> list[str]:
+    trace: list[str] = []
+    try:
+        for statement in range(len(frame.p.stmt_kind)):
+            frame.statement = statement
+            frame.item = -1
+            _run_statement(frame, statement, trace)
+    except _Stop:
+        pass
+    return trace
+
+
+def evaluate_columns(
+    frame: Frame,
+    inputs,
+    inputs_missing,
+    today,
+    skip,
+    out_values,
+    out_missing,
+    want_trace: bool,
+):
+    """Rows of encoded input columns -> output columns (the pure twin of `Runner.evaluate_columns`).
+
+    `inputs`/`inputs_missing` are (inputs x rows) arrays of encoded values; rows with `skip` set are
+    left missing. Writes `out_values`/`out_missing` (outputs x rows); returns (reasons per row, traces
+    per row or None, error message or None per row, {output index: Python value per row} for outputs
+    holding lists).
+    """
+    p = frame.p
+    n_rows = len(today)
+    object_outputs = {i: [None] * n_rows for i, slot in enumerate(p.output_slots) if p.slot_types[slot] == O.T_OBJ}
+    reasons: list = [None] * n_rows
+    traces: list | None = [None] * n_rows if want_trace else None
+    errors: list = [None] * n_rows
+    input_slots = p.input_slots
+    for row in range(n_rows):
+        if skip[row]:
+            continue
+        _reset_frame(frame, float(today[row]))
+        for i, slot in enumerate(input_slots):
+            if not inputs_missing[i, row]:
+                frame.value[slot] = float(inputs[i, row])
+                frame.missing[slot] = False
+        try:
+            trace = _run_statements(frame)
+        except EvaluationError as exc:
+            errors[row] = str(exc)
+            continue
+        for i, slot in enumerate(p.output_slots):
+            if frame.missing[slot]:
+                continue
+            if i in object_outputs:
+                object_outputs[i][row] = _plain(frame.decode(frame.value[slot], O.T_OBJ))
+            else:
+                out_values[i, row] = frame.value[slot]
+                out_missing[i, row] = 0
+        reasons[row] = list(frame.reasons)
+        if traces is not None:
+            traces[row] = trace
+    return reasons, traces, errors, object_outputs
 
 
 # ------------------------------------------------------------------ statements

@@ -12,7 +12,7 @@ import importlib
 import os
 
 from compiler.arrays import PolicyArrays
-from compiler.evaluate_arrays import Prepared, evaluate_arrays
+from compiler.evaluate_arrays import Frame, Prepared, evaluate_arrays, evaluate_columns
 
 
 class _PythonRunner:
@@ -21,6 +21,14 @@ class _PythonRunner:
 
     def evaluate(self, values, today, lists):
         return evaluate_arrays(self.prepared, values, today, lists)
+
+    def new_frame(self, lists):
+        frame = Frame(self.prepared)
+        frame.lists = lists
+        return frame
+
+    def evaluate_columns(self, frame, *arrays):
+        return evaluate_columns(frame, *arrays)
 
 
 def _load():

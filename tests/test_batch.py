@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from compiler import EvaluationError, InputError, PolicyError, compile_file, compile_source
 from compiler.testcases import load_cases
 from tests.conftest import POLICIES
-from tests.strategies import policies_with_text, valid_input_records
+from tests.strategies import input_records, policies_with_text, valid_input_records
 
 
 def row_by_row(policy, rows: list[dict], **options) -> list[dict]:
@@ -79,6 +79,28 @@ def test_pandas_input_and_a_date_column_as_the_evaluation_date() -> None:
     batch = policy.evaluate_batch(frame, as_of="decided")
     # A 29 February birthday turns a year older on 1 March in common years (docs/language.md).
     assert batch.column("age").to_pylist() == [20, 21]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_batch_equals_single_with_bad_values_in_the_columns(data) -> None:
+    """Generated rows with wrong types, out-of-range values, nulls and unknown fields, as far as arrow takes them."""
+    _, text = data.draw(policies_with_text())
+    try:
+        policy = compile_source(text, "generated.policy")
+    except PolicyError:
+        assume(False)
+    rows = data.draw(st.lists(input_records(policy.ast), min_size=1, max_size=5))
+    rows.append({name: float("nan") for name in (f.name for f in policy.ast.inputs if f.type.name == "number")})
+    try:
+        table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        assume(False)
+    lists = {name: [] for name in policy.store_lists}
+    for ignore_extra in (False, True):
+        batch = policy.evaluate_batch(table, as_of="2026-11-21", lists=lists, ignore_extra=ignore_extra)
+        expected = row_by_row(policy, table.to_pylist(), as_of="2026-11-21", lists=lists, ignore_extra=ignore_extra)
+        assert normalise(batch.to_pylist()) == normalise([{k: e[k] for k in batch.column_names} for e in expected])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
