@@ -298,7 +298,7 @@ cdef class Runner:
                 outputs[name] = None
             elif type_ == T_NUM:
                 outputs[name] = state.value[slot]
-            elif type_ == T_INT:
+            elif type_ == T_INT and fabs(state.value[slot]) <= MAX_EXACT_INT:
                 outputs[name] = <long long> state.value[slot]
             elif type_ == T_BOOL:
                 outputs[name] = state.value[slot] != 0.0
@@ -348,7 +348,7 @@ cdef class Runner:
                 elif start == 2:
                     state.value[slot] = frame.encode([], T_OBJ)
                     state.missing[slot] = 0
-            trace = []
+            trace = [] if want_trace else None
             try:
                 try:
                     for s in range(self.stmt_kind.shape[0]):
@@ -383,6 +383,7 @@ cdef class Runner:
         frame.item = self.cur_item
 
     cdef _statement(self, _State state, int s, list trace):
+        # `trace` is None when the caller does not want one (a batch without trace=True): skip building it.
         cdef int kind = self.stmt_kind[s]
         cdef int tree, leaf, slot
         cdef double v
@@ -397,16 +398,18 @@ cdef class Runner:
             return
         name = self.strings[self.stmt_name[s]]
         if kind == S_RULES_FIRST or kind == S_RULES_ALL:
-            fired = []
+            fired = [] if trace is not None else None
             try:
                 for tree in range(self.stmt_tree_start[s], self.stmt_tree_end[s]):
                     self.cur_item = self.tree_item[tree]
                     leaf = self._walk(state, self.tree_root[tree])
                     if self.leaf_index[leaf] >= 0:
-                        fired.append(self.strings[self.leaf_label[leaf]])
+                        if fired is not None:
+                            fired.append(self.strings[self.leaf_label[leaf]])
                         self._actions(state, leaf)
             finally:
-                trace.append(f"{name}:{','.join(fired) or '-'}")
+                if trace is not None:
+                    trace.append(f"{name}:{','.join(fired) or '-'}")
             return
         if kind == S_TREE:
             label = "-"
@@ -415,7 +418,8 @@ cdef class Runner:
                 label = self.strings[self.leaf_label[leaf]]
                 self._actions(state, leaf)
             finally:
-                trace.append(f"{name}:{label}")
+                if trace is not None:
+                    trace.append(f"{name}:{label}")
             return
         if kind == S_SCORECARD:
             self._scorecard(state, s, name, trace)
@@ -430,7 +434,8 @@ cdef class Runner:
             leaf = self._walk(state, self.tree_root[tree])
             if self.leaf_index[leaf] >= 0:
                 matched.append(leaf)
-        trace.append(f"{name}:{','.join([str(self.leaf_index[l]) for l in matched]) or '-'}")
+        if trace is not None:
+            trace.append(f"{name}:{','.join([str(self.leaf_index[l]) for l in matched]) or '-'}")
         if kind == S_TABLE_UNIQUE and len(matched) > 1:
             self.cur_item = -1
             self._sync(state)
@@ -490,13 +495,15 @@ cdef class Runner:
             state.value[slot] = v
             state.missing[slot] = m
             leaf = self._walk(state, self.tree_root[tree])
-            hits.append(str(self.leaf_index[leaf]))
+            if trace is not None:
+                hits.append(str(self.leaf_index[leaf]))
             total += self.leaf_points[leaf]
             if self.leaf_reason[leaf] >= 0:
                 scored.append((self.tree_best[tree] - self.leaf_points[leaf], position,
                                self.strings[self.leaf_reason[leaf]]))
             position += 1
-        trace.append(f"{name}:{','.join(hits)}")
+        if trace is not None:
+            trace.append(f"{name}:{','.join(hits)}")
         scored.sort(key=lambda entry: (-entry[0], entry[1]))
         reasons = []
         for _, _, code in scored:

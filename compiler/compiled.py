@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from compiler import fastpath
+from compiler import opcodes as O
 from compiler.arrays import CorruptArtefact, PolicyArrays, compile_arrays
 from compiler.check_types import allowed_values
 from compiler.evaluation import build_result, prepare_lists, resolve_as_of
@@ -24,6 +25,15 @@ from compiler.validate_input import InputValidator
 from dsl import ast
 
 COMPILER_VERSION = "0.2.0"
+
+_TYPE_CODES = {
+    "int": O.T_INT,
+    "number": O.T_NUM,
+    "bool": O.T_BOOL,
+    "string": O.T_STR,
+    "date": O.T_DATE,
+    "list": O.T_OBJ,
+}
 
 
 def _literal(value: Any) -> dict[str, Any]:
@@ -105,6 +115,13 @@ class CompiledPolicy:
             }
             for key in ("source_hash", "compiler_version"):
                 str(arrays.metadata[key])
+            # The kernel trusts each input slot's type to match its declaration: check they agree.
+            declared = [(f.name, _TYPE_CODES[f.type.name]) for f in self.inputs]
+            stored = [
+                (name, int(arrays.slot_types[slot])) for name, slot in zip(arrays.input_names, arrays.input_slots)
+            ]
+            if declared != stored:
+                raise ValueError("the input slots do not match the input declarations")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptArtefact(f"compiled policy '{arrays.name}' has unreadable metadata ({exc!r})") from None
         self._runner = None

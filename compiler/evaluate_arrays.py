@@ -119,6 +119,10 @@ class Frame:
         if type_ == O.T_NUM:
             return value
         if type_ == O.T_INT:
+            if not -MAX_EXACT_INT <= value <= MAX_EXACT_INT:  # also false for NaN
+                raise CorruptArtefact(
+                    f"compiled policy '{self.p.arrays.name}' is corrupt: a whole number is out of range"
+                )
             return int(value)
         if type_ == O.T_BOOL:
             return value != 0.0
