@@ -247,14 +247,11 @@ cdef class Runner:
     def evaluate(self, dict record, today, lists):
         """One validated record -> (outputs including reasons, trace)."""
         cdef _State state = _State(self.n_slots, self.max_stack)
-        cdef int i, slot, s
-        cdef signed char start
+        cdef int i, slot, type_
         frame = _twin.Frame(self.prepared, False)
         frame.lists = lists
         state.frame = frame
-        state.value[self.today_slot] = <double> today.toordinal()
-        state.missing[self.today_slot] = 0
-        cdef int type_
+        self._reset(state, <double> today.toordinal())
         for i, name in enumerate(self.input_names):
             value = record.get(name)
             if value is not None:
@@ -271,25 +268,8 @@ cdef class Runner:
                 else:
                     state.value[slot] = frame.encode(value, type_)
                 state.missing[slot] = 0
-        for i in range(self.output_slots.shape[0]):
-            slot = self.output_slots[i]
-            start = self.output_default_missing[i]
-            if start == 0:
-                state.value[slot] = self.output_default[i]
-                state.missing[slot] = 0
-            elif start == 2:
-                state.value[slot] = frame.encode([], T_OBJ)
-                state.missing[slot] = 0
         trace = []
-        self.cur_statement = -1
-        self.cur_item = -1
-        try:
-            for s in range(self.stmt_kind.shape[0]):
-                self.cur_statement = s
-                self.cur_item = -1
-                self._statement(state, s, trace)
-        except _StopPolicy:
-            pass
+        self._run_statements(state, trace)
         outputs = {}
         for i, name in enumerate(self.output_names):
             slot = self.output_slots[i]
@@ -316,8 +296,7 @@ cdef class Runner:
         """Rows of encoded input columns -> output columns; the twin of `evaluate_arrays.evaluate_columns`."""
         cdef Py_ssize_t n_rows = today.shape[0], row
         cdef int n_inputs = self.input_slots.shape[0], n_outputs = self.output_slots.shape[0]
-        cdef int i, slot, s, type_
-        cdef signed char start
+        cdef int i, slot
         cdef _State state = _State(self.n_slots, self.max_stack)
         state.frame = frame
         object_outputs = {i: [None] * n_rows for i in range(n_outputs)
@@ -328,35 +307,14 @@ cdef class Runner:
         for row in range(n_rows):
             if skip[row]:
                 continue
-            for i in range(self.n_slots):
-                state.value[i] = 0.0
-                state.missing[i] = 1
-            state.value[self.today_slot] = today[row]
-            state.missing[self.today_slot] = 0
-            frame.reasons = []
-            frame.objects = []
+            self._reset(state, today[row])
             for i in range(n_inputs):
                 slot = self.input_slots[i]
                 state.value[slot] = inputs[i, row]
                 state.missing[slot] = inputs_missing[i, row]
-            for i in range(n_outputs):
-                slot = self.output_slots[i]
-                start = self.output_default_missing[i]
-                if start == 0:
-                    state.value[slot] = self.output_default[i]
-                    state.missing[slot] = 0
-                elif start == 2:
-                    state.value[slot] = frame.encode([], T_OBJ)
-                    state.missing[slot] = 0
             trace = [] if want_trace else None
             try:
-                try:
-                    for s in range(self.stmt_kind.shape[0]):
-                        self.cur_statement = s
-                        self.cur_item = -1
-                        self._statement(state, s, trace)
-                except _StopPolicy:
-                    pass
+                self._run_statements(state, trace)
             except _EvaluationError as exc:
                 errors[row] = str(exc)
                 continue
@@ -375,6 +333,38 @@ cdef class Runner:
         return reasons, traces, errors, object_outputs
 
     # -------------------------------------------------------- statements
+
+    cdef _reset(self, _State state, double today):
+        """Every slot missing but today's date and the outputs' starting values; no reasons, no objects."""
+        cdef int i, slot
+        cdef signed char start
+        for i in range(self.n_slots):
+            state.value[i] = 0.0
+            state.missing[i] = 1
+        state.value[self.today_slot] = today
+        state.missing[self.today_slot] = 0
+        frame = state.frame
+        frame.reasons = []
+        frame.objects = []
+        for i in range(self.output_slots.shape[0]):
+            slot = self.output_slots[i]
+            start = self.output_default_missing[i]
+            if start == 0:
+                state.value[slot] = self.output_default[i]
+                state.missing[slot] = 0
+            elif start == 2:
+                state.value[slot] = frame.encode([], T_OBJ)
+                state.missing[slot] = 0
+
+    cdef _run_statements(self, _State state, list trace):
+        cdef int s
+        try:
+            for s in range(self.stmt_kind.shape[0]):
+                self.cur_statement = s
+                self.cur_item = -1
+                self._statement(state, s, trace)
+        except _StopPolicy:
+            pass
 
     cdef _sync(self, _State state):
         """Tell the Python frame where evaluation is, before anything that may raise or escape."""
