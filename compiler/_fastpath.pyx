@@ -169,7 +169,9 @@ cdef class Runner:
     cdef const double[:] stmt_base, output_default
     cdef const signed char[:] output_optional, output_default_missing
     cdef const int[:] output_allowed_set, output_allowed_range
-    cdef list strings, input_names, output_names
+    cdef list strings, input_names, output_names, escape_list_names
+    cdef int n_pool
+    cdef signed char[:] escape_is_text_list
     cdef int cur_statement, cur_item
 
     def __init__(self, arrays: PolicyArrays):
@@ -179,6 +181,16 @@ cdef class Runner:
         self.max_stack = arrays.max_stack
         self.today_slot = arrays.today_slot
         self.strings = list(arrays.strings)
+        self.n_pool = len(self.strings)
+        # Named-list membership of a string is the hot escape of lending policies (blacklists): run it inline.
+        import numpy as _np
+        flags = _np.zeros(max(len(arrays.escapes), 1), dtype=_np.int8)
+        self.escape_list_names = []
+        for index, escape in enumerate(arrays.escapes):
+            self.escape_list_names.append(escape.detail)
+            if escape.name == "in_list" and escape.arg_types == (T_STR,):
+                flags[index] = 1
+        self.escape_is_text_list = flags
         self.input_names = list(arrays.input_names)
         self.output_names = list(arrays.output_names)
         self.slot_types = arrays.slot_types
@@ -822,6 +834,14 @@ cdef class Runner:
                     frame = state.frame
                     stack[top] = _twin.years_between(frame.decode(stack[top], T_DATE), frame.decode(right, T_DATE))
             elif op == OP_ESCAPE:
+                if self.escape_is_text_list[<int> arg] and not sm[top]:
+                    frame = state.frame
+                    members = frame.lists.get(self.escape_list_names[<int> arg])
+                    if members is not None:
+                        x = stack[top]
+                        text = self.strings[<int> x] if 0 <= x < self.n_pool else frame.text(x)
+                        stack[top] = 1.0 if text in members else 0.0
+                        continue
                 self._sync(state)
                 top = self._escape(state, <int> arg, top, pc - 1)
         out[0] = stack[top]

@@ -164,7 +164,7 @@ class _Evaluation:
             row = statement.rows[matched[0] - 1]
             self.context.item, self.context.span = f"row {matched[0]}", row.span
             for column, expr in zip(statement.outputs, row.results, strict=True):
-                self.env[column.name] = self._eval(expr)
+                self.env[column.name] = self._as_column_type(column.name, self._eval(expr))
         else:
             for column in statement.outputs:
                 self.env[column.name] = None
@@ -333,7 +333,22 @@ class _Evaluation:
         except ValueProblem as exc:
             detail = str(exc) if self.reveal_values else "invalid argument (not shown: the policy has pii inputs)"
             raise self.context.fail(f"{node.func}: {detail}", node.span) from None
-        return self._checked(result, node.span)
+        return self._as_typed(node, self._checked(result, node.span))
+
+    def _as_column_type(self, column: str, value):
+        """A table column typed `number` holds floats even where a row gives a whole number."""
+        symbol = self.analysis.symbols.get(column)
+        if symbol is not None and symbol.type is not None and symbol.type.kind == "number" and type(value) is int:
+            return float(value)
+        return value
+
+    def _as_typed(self, node, value):
+        """A whole number where the checker typed the expression `number` is a float (min(0.0, -1) is -1.0),
+        so that values, and the messages that show them, do not depend on which argument won."""
+        value_type = self.analysis.type_of(node)
+        if value_type is not None and value_type.kind == "number" and type(value) is int:
+            return float(value)
+        return value
 
     def eval_negate(self, node: ast.Negate):
         value = self._eval(node.operand)
@@ -433,8 +448,8 @@ class _Evaluation:
 
     def eval_ifelse(self, node: ast.IfElse):
         if self._eval(node.condition) is True:
-            return self._eval(node.then)
-        return self._eval(node.otherwise)
+            return self._as_typed(node, self._eval(node.then))
+        return self._as_typed(node, self._eval(node.otherwise))
 
 
 def _equal(left, right) -> bool:
