@@ -222,7 +222,12 @@ class PolicyArrays:
             depth = _stack_depth(self, start, end)
             check(depth > 0, "a program's stack use is inconsistent")
             self.max_stack = max(self.max_stack, depth)
-        check(self.set_start[0] == 0 and self.set_start[-1] == len(self.set_values), "bad set bounds")
+        check(
+            self.set_start[0] == 0
+            and self.set_start[-1] == len(self.set_values)
+            and bool(np.all(np.diff(self.set_start) >= 0)),
+            "bad set bounds",
+        )
         check(lengths["range_high"] == lengths["range_flags"] == n_ranges, "range arrays differ")
         node_ids = np.arange(n_nodes)
         tests = self.node_leaf < 0
@@ -312,6 +317,28 @@ class PolicyArrays:
         check(bool(np.all((kinds != O.S_SCORECARD) | (self.stmt_slot2 >= 0))), "scorecard without reasons slot")
         check(bool(np.all((kinds != O.S_LET) | (self.stmt_program >= 0))), "let without program")
         check(bool(np.all((kinds != O.S_TREE) | (self.stmt_tree_end > self.stmt_tree_start))), "tree without root")
+        # Lower bounds too: the kernel indexes without checks, so a negative start would read before an array.
+        check(
+            _within(self.stmt_tree_start, 0, n_trees) and _within(self.stmt_tree_end, 0, n_trees),
+            "statement trees out of range",
+        )
+        check(
+            self.column_start[0] == 0
+            and bool(np.all(np.diff(self.column_start) >= 0))
+            and _within(self.column_start, 0, len(self.column_slots)),
+            "bad table column bounds",
+        )
+        check(_within(self.leaf_item, -1, n_strings - 1), "leaf item out of range")
+        check(_within(self.stmt_span, 0, n_spans - 1), "statement span out of range")
+        check(_within(self.leaf_action_end, 0, n_actions), "leaf actions out of range")
+        assigns_only = self.action_kind == O.A_ASSIGN
+        check(bool(np.all(~assigns_only | (self.action_output >= 0))), "assignment without its output")
+        for statement in np.flatnonzero(kinds == O.S_SCORECARD):
+            trees = slice(int(self.stmt_tree_start[statement]), int(self.stmt_tree_end[statement]))
+            check(
+                bool(np.all(self.tree_program[trees] >= 0) and np.all(self.tree_slot[trees] >= 0)),
+                "characteristic without its program",
+            )
         check(
             _within(self.output_allowed_set, -1, n_sets - 1) and _within(self.output_allowed_range, -1, n_ranges - 1),
             "output constraint",

@@ -37,7 +37,11 @@ def test_built_kernel_is_not_older_than_its_source() -> None:
 def _version_line(environment: dict[str, str]) -> subprocess.CompletedProcess:
     env = {**os.environ, **environment}
     return subprocess.run(
-        [sys.executable, "-m", "decide_cli", "version"], capture_output=True, text=True, env=env, cwd=Path(REPO),
+        [sys.executable, "-m", "decide_cli", "version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(REPO),
         check=False,
     )
 
@@ -63,7 +67,76 @@ def test_require_cython_switch_reports_a_missing_kernel() -> None:
         code = "import compiler\n"
     env = {**os.environ, "DECIDE_REQUIRE_CYTHON": "1"}
     env.pop("DECIDE_PUREPYTHON", None)
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False,
-                               cwd=Path(REPO))
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, cwd=Path(REPO)
+    )
     assert completed.returncode != 0
     assert "DECIDE_REQUIRE_CYTHON=1" in completed.stderr
+
+
+_FUZZ_ARTEFACT = r"""
+import random, sys
+import numpy as np
+import compiler
+from compiler.arrays import ARRAY_FIELDS, CorruptArtefact, PolicyArrays
+from compiler.compiled import CompiledPolicy
+from compiler.testcases import load_cases
+from dsl.diagnostics import EvaluationError, InputError
+
+policy = compiler.compile_file(sys.argv[1])
+case = next(c for c in load_cases(sys.argv[2]) if "error" not in c["expect"])
+data = policy.compiled.to_bytes()
+rng = random.Random(int(sys.argv[3]))
+names = list(ARRAY_FIELDS)
+survived = 0
+for _ in range(int(sys.argv[4])):
+    arrays = PolicyArrays.from_bytes(data)
+    for _ in range(rng.randint(1, 3)):
+        name = rng.choice(names)
+        array = getattr(arrays, name)
+        if array.size == 0:
+            continue
+        index = rng.randrange(array.size)
+        info = np.finfo(array.dtype) if array.dtype.kind == "f" else np.iinfo(array.dtype)
+        step = rng.choice([-1, 1])
+        nearby = array[index] + step if array.dtype.kind == "f" else int(array[index]) + step
+        choice = rng.choice([-1, 0, 1, 2, info.max, info.min, nearby])
+        array[index] = np.clip(choice, info.min, info.max)
+    try:
+        compiled = CompiledPolicy(arrays.validate())
+    except CorruptArtefact:
+        continue
+    survived += 1
+    try:
+        compiled.evaluate(case["input"], as_of="2026-11-21", lists={"blacklist": []})
+    except (InputError, EvaluationError, CorruptArtefact):
+        pass
+print("survived", survived)
+"""
+
+
+def test_mutated_arrays_that_validate_never_crash_the_evaluator(tmp_path) -> None:
+    """Any index, any value, in any array: either validation rejects it or evaluation ends normally.
+
+    Run in a child process, because a read out of bounds in the kernel would kill the test runner.
+    """
+    script = tmp_path / "fuzz_artefact.py"
+    script.write_text(_FUZZ_ARTEFACT, encoding="utf-8")
+    policies = REPO / "policies"
+    for seed in (1, 2):
+        completed = subprocess.run(
+            [
+                sys.executable,
+                str(script),
+                str(policies / "consumer_loan.policy"),
+                str(policies / "consumer_loan.tests.json"),
+                str(seed),
+                "1500",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=Path(REPO),
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert completed.stdout.startswith("survived")
