@@ -580,9 +580,10 @@ class _Lowering:
     def emit_items(self, code, subject, items, span: int) -> None:
         """Subject on the stack -> membership in a set literal (spec §5 via the reference's rule)."""
         values = [constant_value(item) for item in items]
-        subject_type = type_code(self.analysis.type_of(subject) if not isinstance(subject, _Slot) else None)
         if isinstance(subject, _Slot):
             subject_type = self.out.slot_types[subject.slot]
+        else:
+            subject_type = type_code(self.analysis.type_of(subject))
         if NOT_CONSTANT not in values and subject_type != O.T_OBJ:
             encoded = [
                 self.encode_constant(
@@ -711,20 +712,19 @@ class _Lowering:
         code.append((O.OP_NOT_MISSING if expr.negated else O.OP_IS_MISSING, 0.0, span))
 
     def emit_and(self, code, expr: ast.And, span) -> None:
-        self.emit(code, expr.left)
-        jump_at = len(code)
-        code.append((O.OP_JUMP_IF_FALSE_KEEP, 0.0, span))
-        self.emit(code, expr.right)
-        code.append((O.OP_AND, 0.0, span))
-        code[jump_at] = (O.OP_JUMP_IF_FALSE_KEEP, float(len(code)), span)
+        self._emit_short_circuit(code, expr, O.OP_JUMP_IF_FALSE_KEEP, O.OP_AND, span)
 
     def emit_or(self, code, expr: ast.Or, span) -> None:
+        self._emit_short_circuit(code, expr, O.OP_JUMP_IF_TRUE_KEEP, O.OP_OR, span)
+
+    def _emit_short_circuit(self, code, expr, jump_op: int, combine_op: int, span) -> None:
+        """Left side; if it already decides (false for `and`, true for `or`) skip the right side."""
         self.emit(code, expr.left)
         jump_at = len(code)
-        code.append((O.OP_JUMP_IF_TRUE_KEEP, 0.0, span))
+        code.append((jump_op, 0.0, span))
         self.emit(code, expr.right)
-        code.append((O.OP_OR, 0.0, span))
-        code[jump_at] = (O.OP_JUMP_IF_TRUE_KEEP, float(len(code)), span)
+        code.append((combine_op, 0.0, span))
+        code[jump_at] = (jump_op, float(len(code)), span)
 
     def emit_not(self, code, expr: ast.Not, span) -> None:
         self.emit(code, expr.operand)
