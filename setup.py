@@ -57,6 +57,8 @@ setup(
             "ruff>=0.6",
             "pandas>=2",
         ],
+        # The peers the benchmarks compare against (benchmarks/test_bench_peers.py).
+        "bench": ["zen-engine>=0.40"],
     },
     entry_points={"console_scripts": ["decide=decide_cli.main:main"]},
 )
