@@ -138,6 +138,27 @@ cdef class _State:
         free(self.stack_missing)
 
 
+def _leaf_trace_entries(arrays):
+    """For every leaf, the trace entry "STATEMENT:LABEL" it stands for (used where one leaf decides)."""
+    entries = [None] * len(arrays.leaf_index)
+    for statement in range(len(arrays.stmt_kind)):
+        name = arrays.strings[int(arrays.stmt_name[statement])]
+        pending = [int(arrays.tree_root[t]) for t in range(int(arrays.stmt_tree_start[statement]),
+                                                              int(arrays.stmt_tree_end[statement]))]
+        seen = set()
+        while pending:
+            node = pending.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            leaf = int(arrays.node_leaf[node])
+            if leaf >= 0:
+                entries[leaf] = f"{name}:{arrays.strings[int(arrays.leaf_label[leaf])]}"
+            else:
+                pending += [int(arrays.node_true[node]), int(arrays.node_false[node]), int(arrays.node_missing[node])]
+    return entries
+
+
 class _StopPolicy(Exception):
     pass
 
@@ -169,7 +190,7 @@ cdef class Runner:
     cdef const double[:] stmt_base, output_default
     cdef const signed char[:] output_optional, output_default_missing
     cdef const int[:] output_allowed_set, output_allowed_range
-    cdef list strings, input_names, output_names, escape_list_names
+    cdef list strings, input_names, output_names, escape_list_names, leaf_trace
     cdef int n_pool
     cdef signed char[:] escape_is_text_list
     cdef int cur_statement, cur_item
@@ -191,6 +212,7 @@ cdef class Runner:
             if escape.name == "in_list" and escape.arg_types == (T_STR,):
                 flags[index] = 1
         self.escape_is_text_list = flags
+        self.leaf_trace = _leaf_trace_entries(arrays)
         self.input_names = list(arrays.input_names)
         self.output_names = list(arrays.output_names)
         self.slot_types = arrays.slot_types
@@ -399,7 +421,20 @@ cdef class Runner:
         if kind == S_LIST:
             return
         name = self.strings[self.stmt_name[s]]
-        if kind == S_RULES_FIRST or kind == S_RULES_ALL:
+        if kind == S_RULES_FIRST or kind == S_TREE:
+            # One tree, one leaf: its trace entry ("knockouts:K01", "pricing:2.1") is prepared in advance.
+            leaf = -1
+            try:
+                tree = self.stmt_tree_start[s]
+                self.cur_item = self.tree_item[tree]
+                leaf = self._walk(state, self.tree_root[tree])
+                if kind == S_TREE or self.leaf_index[leaf] >= 0:
+                    self._actions(state, leaf)
+            finally:
+                if trace is not None:
+                    trace.append(self.leaf_trace[leaf] if leaf >= 0 else f"{name}:-")
+            return
+        if kind == S_RULES_ALL:
             fired = [] if trace is not None else None
             try:
                 for tree in range(self.stmt_tree_start[s], self.stmt_tree_end[s]):
@@ -412,16 +447,6 @@ cdef class Runner:
             finally:
                 if trace is not None:
                     trace.append(f"{name}:{','.join(fired) or '-'}")
-            return
-        if kind == S_TREE:
-            label = "-"
-            try:
-                leaf = self._walk(state, self.tree_root[self.stmt_tree_start[s]])
-                label = self.strings[self.leaf_label[leaf]]
-                self._actions(state, leaf)
-            finally:
-                if trace is not None:
-                    trace.append(f"{name}:{label}")
             return
         if kind == S_SCORECARD:
             self._scorecard(state, s, name, trace)
@@ -437,7 +462,10 @@ cdef class Runner:
             if self.leaf_index[leaf] >= 0:
                 matched.append(leaf)
         if trace is not None:
-            trace.append(f"{name}:{','.join([str(self.leaf_index[l]) for l in matched]) or '-'}")
+            if kind == S_TABLE_FIRST:
+                trace.append(self.leaf_trace[matched[0]] if matched else f"{name}:-")
+            else:
+                trace.append(f"{name}:{','.join([str(self.leaf_index[l]) for l in matched]) or '-'}")
         if kind == S_TABLE_UNIQUE and len(matched) > 1:
             self.cur_item = -1
             self._sync(state)
