@@ -118,6 +118,11 @@ class Policy:
     def __repr__(self) -> str:
         return f"<Policy {self.name} {self.source_hash[:12]}>"
 
+    def __reduce__(self):
+        # The analysis keys its side tables by id() of AST nodes, which do not survive pickling:
+        # a pickled Policy is its source, compiled again where it is loaded (compiling is deterministic).
+        return (compile_source, (self.source, self.filename))
+
     def evaluate(
         self,
         record: Mapping[str, Any],

@@ -176,3 +176,14 @@ def test_flipping_any_byte_never_crashes_the_loader(position: int, value: int) -
         loaded.evaluate(case["input"], as_of="2026-11-21", lists={"blacklist": []})
     except (InputError, EvaluationError, CorruptArtefact):
         pass
+
+
+def test_a_pickled_policy_is_compiled_again_and_decides_the_same() -> None:
+    policy, case = _loan()
+    lists = {"blacklist": []} | case.get("lists", {})
+    copy = pickle.loads(pickle.dumps(policy))
+    assert copy.content_hash == policy.content_hash
+    for engine in ("reference", "compiled"):
+        assert copy.evaluate(case["input"], as_of="2026-11-21", lists=lists, engine=engine) == policy.evaluate(
+            case["input"], as_of="2026-11-21", lists=lists, engine=engine
+        )
