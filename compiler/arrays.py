@@ -51,6 +51,7 @@ ARRAY_FIELDS: dict[str, str] = {
     "leaf_points": "float64",
     "leaf_reason": "int32",
     "leaf_item": "int32",
+    "leaf_span": "int32",
     "action_kind": "int8",
     "action_slot": "int32",
     "action_program": "int32",
@@ -126,6 +127,7 @@ class PolicyArrays:
     leaf_points: np.ndarray
     leaf_reason: np.ndarray
     leaf_item: np.ndarray
+    leaf_span: np.ndarray
     action_kind: np.ndarray
     action_slot: np.ndarray
     action_program: np.ndarray
@@ -329,6 +331,7 @@ class PolicyArrays:
             "bad table column bounds",
         )
         check(_within(self.leaf_item, -1, n_strings - 1), "leaf item out of range")
+        check(_within(self.leaf_span, 0, n_spans - 1), "leaf span out of range")
         check(_within(self.stmt_span, 0, n_spans - 1), "statement span out of range")
         check(_within(self.leaf_action_end, 0, n_actions), "leaf actions out of range")
         assigns_only = self.action_kind == O.A_ASSIGN
@@ -550,6 +553,7 @@ def compile_arrays(lowered: Lowered, metadata: dict | None = None) -> PolicyArra
         leaf_points=lowered.leaf_points,
         leaf_reason=lowered.leaf_reason,
         leaf_item=lowered.leaf_item,
+        leaf_span=lowered.leaf_span,
         action_kind=lowered.action_kind,
         action_slot=lowered.action_slot,
         action_program=lowered.action_program,

@@ -69,10 +69,8 @@ class _Source:
             head = f"path {label}" if label != "-" else "no branch taken"
         if actions:
             head += ": " + ", ".join(actions)
-        item = int(arrays.leaf_item[leaf])
-        if actions and item >= 0:
-            first_action = arrays.spans[int(arrays.action_span[int(arrays.leaf_action_start[leaf])])]
-            head += f"  (line {first_action.line})"
+        if index >= 0 or kind == O.S_SCORECARD:
+            head += f"  (line {arrays.spans[int(arrays.leaf_span[leaf])].line})"
         return head
 
 

@@ -105,6 +105,7 @@ class Lowered:
     leaf_points: list[float] = field(default_factory=list)
     leaf_reason: list[int] = field(default_factory=list)  # string id, or -1
     leaf_item: list[int] = field(default_factory=list)
+    leaf_span: list[int] = field(default_factory=list)  # the rule, row, bin or branch the leaf stands for
     # Actions.
     action_kind: list[int] = field(default_factory=list)
     action_slot: list[int] = field(default_factory=list)  # A_ASSIGN / A_SET target; A_FIELD: column string id
@@ -323,19 +324,19 @@ class _Lowering:
         kind = O.S_RULES_FIRST if statement.hit == "first" else O.S_RULES_ALL
         index = self.begin_statement(kind, statement.name, statement.span)
         if kind == O.S_RULES_FIRST:
-            target = self.leaf(-1, "-", (), -1)
+            target = self.leaf(-1, "-", (), -1, statement.span)
             for position in reversed(range(len(statement.rules))):
                 rule = statement.rules[position]
                 item = self.string(f"rule {rule.id}")
-                fire = self.leaf(position, rule.id, rule.actions, item)
+                fire = self.leaf(position, rule.id, rule.actions, item, rule.span)
                 self.current_item = item
                 target = self.condition(rule.condition, fire, target, target)
             self.add_tree(target)
         else:
             for position, rule in enumerate(statement.rules):
                 item = self.string(f"rule {rule.id}")
-                skip = self.leaf(-1, "-", (), item)
-                fire = self.leaf(position, rule.id, rule.actions, item)
+                skip = self.leaf(-1, "-", (), item, rule.span)
+                fire = self.leaf(position, rule.id, rule.actions, item, rule.span)
                 self.current_item = item
                 self.add_tree(self.condition(rule.condition, fire, skip, skip), item=item)
         self.end_statement(index)
@@ -356,7 +357,7 @@ class _Lowering:
                 slot = self.slot(column.name, type_code(self.analysis.symbols[column.name].type))
                 columns.append(slot)
             self.out.stmt_columns[index] = tuple(columns)
-        none = self.leaf(-1, "-", (), -1)
+        none = self.leaf(-1, "-", (), -1, statement.span)
         if kind == O.S_TABLE_FIRST:
             target = none
             for number in reversed(range(1, len(statement.rows) + 1)):
@@ -379,7 +380,7 @@ class _Lowering:
             actions = [("field", column.name, expr) for column, expr in zip(statement.outputs, row.results)]
         else:
             actions = [("set", slot, expr) for slot, expr in zip(column_slots, row.results)]
-        target = self.leaf(number, str(number), actions, item)
+        target = self.leaf(number, str(number), actions, item, row.span)
         for test, subject in reversed(list(zip(row.tests, statement.inputs))):
             if isinstance(test, (ast.TestAny, ast.TestOtherwise)):
                 continue
@@ -398,10 +399,10 @@ class _Lowering:
             slot = self.slot(f"{statement.name}#{position + 1}", value_type)
             program = self.expr_program(characteristic.expr)
             subject = _Slot(slot, characteristic.expr.span)
-            target = self.leaf(0, "0", (), item)
+            target = self.leaf(0, "0", (), item, characteristic.span)
             for number in reversed(range(1, len(characteristic.bins) + 1)):
                 bin_ = characteristic.bins[number - 1]
-                hit = self.leaf(number, str(number), (), item, points=bin_.points, reason=bin_.reason)
+                hit = self.leaf(number, str(number), (), item, bin_.span, points=bin_.points, reason=bin_.reason)
                 if isinstance(bin_.test, (ast.TestAny, ast.TestOtherwise)):
                     target = hit
                 else:
@@ -418,11 +419,11 @@ class _Lowering:
 
     def statement_tree(self, statement: ast.Tree) -> None:
         index = self.begin_statement(O.S_TREE, statement.name, statement.span)
-        self.add_tree(self.tree_level(statement.branches, ()))
+        self.add_tree(self.tree_level(statement.branches, (), statement.span))
         self.end_statement(index)
 
-    def tree_level(self, branches, path: tuple[int, ...]) -> int:
-        target = self.leaf(-1, ".".join(map(str, path)) or "-", (), -1)
+    def tree_level(self, branches, path: tuple[int, ...], span: Span) -> int:
+        target = self.leaf(-1, ".".join(map(str, path)) or "-", (), -1, span)
         for number in reversed(range(1, len(branches) + 1)):
             branch = branches[number - 1]
             here = (*path, number)
@@ -430,9 +431,9 @@ class _Lowering:
             item = self.string(f"branch {label}")
             nested = [b for b in branch.body if isinstance(b, ast.Branch)]
             if nested:
-                body = self.tree_level(nested, here)
+                body = self.tree_level(nested, here, branch.span)
             else:
-                body = self.leaf(0, label, branch.body, item)
+                body = self.leaf(0, label, branch.body, item, branch.span)
             if branch.condition is None:
                 target = body
             else:
@@ -456,7 +457,9 @@ class _Lowering:
         self.memo[key] = len(out.node_program) - 1
         return self.memo[key]
 
-    def leaf(self, index: int, label: str, actions, item: int, points: float = 0.0, reason: str | None = None) -> int:
+    def leaf(
+        self, index: int, label: str, actions, item: int, span: Span, points: float = 0.0, reason: str | None = None
+    ) -> int:
         out = self.out
         start = len(out.action_kind)
         for action in actions:
@@ -468,6 +471,7 @@ class _Lowering:
         out.leaf_points.append(float(points))
         out.leaf_reason.append(self.string(reason) if reason is not None else -1)
         out.leaf_item.append(item)
+        out.leaf_span.append(self.span(span))
         out.node_program.append(-1)
         out.node_true.append(-1)
         out.node_false.append(-1)

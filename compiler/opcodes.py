@@ -7,7 +7,7 @@ changes the compiled format: bump `FORMAT_VERSION` with it.
 
 from __future__ import annotations
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # Value types of slots and stack entries (every value is a float64 plus a missing flag).
 T_NUM, T_INT, T_BOOL, T_STR, T_DATE, T_OBJ = range(6)
