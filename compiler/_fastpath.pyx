@@ -143,19 +143,10 @@ def _leaf_trace_entries(arrays):
     entries = [None] * len(arrays.leaf_index)
     for statement in range(len(arrays.stmt_kind)):
         name = arrays.strings[int(arrays.stmt_name[statement])]
-        pending = [int(arrays.tree_root[t]) for t in range(int(arrays.stmt_tree_start[statement]),
-                                                              int(arrays.stmt_tree_end[statement]))]
-        seen = set()
-        while pending:
-            node = pending.pop()
-            if node in seen:
-                continue
-            seen.add(node)
+        for node in arrays.statement_nodes(statement):
             leaf = int(arrays.node_leaf[node])
             if leaf >= 0:
                 entries[leaf] = f"{name}:{arrays.strings[int(arrays.leaf_label[leaf])]}"
-            else:
-                pending += [int(arrays.node_true[node]), int(arrays.node_false[node]), int(arrays.node_missing[node])]
     return entries
 
 

@@ -168,6 +168,22 @@ class PolicyArrays:
     def n_slots(self) -> int:
         return len(self.slot_types)
 
+    def statement_nodes(self, statement: int) -> list[int]:
+        """Every node reachable from a statement's trees, parents before children (ids ascending)."""
+        pending = [
+            int(self.tree_root[t])
+            for t in range(int(self.stmt_tree_start[statement]), int(self.stmt_tree_end[statement]))
+        ]
+        seen: set[int] = set()
+        while pending:
+            node = pending.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if int(self.node_leaf[node]) < 0:
+                pending += [int(self.node_true[node]), int(self.node_false[node]), int(self.node_missing[node])]
+        return sorted(seen)
+
     def nbytes(self) -> int:
         return len(self.to_bytes())
 

@@ -135,16 +135,7 @@ def explain_dot(policy) -> str:
             continue
         out.append(f"  subgraph cluster_{statement} {{")
         out.append(f"    label={_quote(_statement_header(source, statement))};")
-        seen: set[int] = set()
-        pending = [
-            int(arrays.tree_root[t])
-            for t in range(int(arrays.stmt_tree_start[statement]), int(arrays.stmt_tree_end[statement]))
-        ]
-        while pending:
-            node = pending.pop()
-            if node in seen:
-                continue
-            seen.add(node)
+        for node in arrays.statement_nodes(statement):
             leaf = int(arrays.node_leaf[node])
             if leaf >= 0:
                 out.append(f"    n{node} [label={_quote(source.leaf(leaf, kind))}, shape=ellipse];")
@@ -154,7 +145,6 @@ def explain_dot(policy) -> str:
             for word, name in _OUTCOMES:
                 child = int(getattr(arrays, name)[node])
                 out.append(f"    n{node} -> n{child} [label={_quote(word)}];")
-                pending.append(child)
         out.append("  }")
     out.append("}")
     return "\n".join(out) + "\n"
@@ -203,17 +193,4 @@ def explain_path(
 
 
 def _statement_of_nodes(arrays) -> dict[int, int]:
-    owner: dict[int, int] = {}
-    for statement in range(len(arrays.stmt_kind)):
-        pending = [
-            int(arrays.tree_root[t])
-            for t in range(int(arrays.stmt_tree_start[statement]), int(arrays.stmt_tree_end[statement]))
-        ]
-        while pending:
-            node = pending.pop()
-            if node in owner:
-                continue
-            owner[node] = statement
-            if int(arrays.node_leaf[node]) < 0:
-                pending += [int(arrays.node_true[node]), int(arrays.node_false[node]), int(arrays.node_missing[node])]
-    return owner
+    return {node: statement for statement in range(len(arrays.stmt_kind)) for node in arrays.statement_nodes(statement)}
