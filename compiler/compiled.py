@@ -224,15 +224,11 @@ class CompiledPolicy:
         errors: list[str | None] = [None] * n_rows
         skip = np.zeros(n_rows, dtype=np.uint8)
         today = self._batch_dates(table, date_column, as_of, errors, skip)
-        frame = self.runner.new_frame(prepared)
         if has_list_inputs(arrays):
-            # List-valued inputs are Python objects per row: every row takes the validator's path.
-            n_inputs = len(arrays.input_slots)
-            values = np.zeros((n_inputs, n_rows))
-            missing = np.ones((n_inputs, n_rows), dtype=np.uint8)
-            needs_check = np.ones(n_rows, dtype=bool)
-        else:
-            values, missing, needs_check = encode_columns(inputs_table, self.validator, arrays, frame, ignore_extra)
+            # List-valued inputs are Python objects per row: every row takes the single-record path.
+            return self._evaluate_rows(inputs_table, today, prepared, errors, skip, trace, ignore_extra)
+        frame = self.runner.new_frame(prepared)
+        values, missing, needs_check = encode_columns(inputs_table, self.validator, arrays, frame, ignore_extra)
         slot_types = [int(arrays.slot_types[slot]) for slot in arrays.input_slots]
         for row in np.flatnonzero(needs_check & (skip == 0)):
             record = inputs_table.slice(int(row), 1).to_pylist()[0]
@@ -247,8 +243,6 @@ class CompiledPolicy:
                 missing[position, row] = value is None
                 if value is not None:
                     values[position, row] = frame.encode(value, slot_types[position])
-        if has_list_inputs(arrays):
-            return self._evaluate_rows(inputs_table, today, prepared, errors, skip, trace, ignore_extra)
         n_outputs = len(arrays.output_names)
         out_values = np.zeros((n_outputs, n_rows))
         out_missing = np.ones((n_outputs, n_rows), dtype=np.uint8)

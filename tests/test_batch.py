@@ -121,3 +121,16 @@ def test_batch_equals_single_on_generated_policies(data) -> None:
     batch = policy.evaluate_batch(table, as_of="2026-11-21", lists=lists)
     expected = row_by_row(policy, table.to_pylist(), as_of="2026-11-21", lists=lists)
     assert normalise(batch.to_pylist()) == normalise([{k: e[k] for k in batch.column_names} for e in expected])
+
+
+def test_policies_with_list_inputs_take_the_single_record_path() -> None:
+    policy = compile_source(
+        'policy tags:\n    title: "t"\n\ninput:\n    tags: list of string\n\noutput:\n    vip: bool = false\n\n'
+        'rules r (first):\n    rule R1:\n        when "vip" in tags\n        then vip = true\n',
+        "tags.policy",
+    )
+    table = pa.Table.from_pylist([{"tags": ["a", "vip"]}, {"tags": []}, {"tags": None}])
+    batch = policy.evaluate_batch(table, as_of="2026-11-21", trace=True)
+    assert batch.column("vip").to_pylist() == [True, False, None]
+    assert batch.column("trace").to_pylist()[:2] == [["r:R1"], ["r:-"]]
+    assert "tags: required field is null" in batch.column("error").to_pylist()[2]
