@@ -265,7 +265,7 @@ cdef class Runner:
 
     def new_frame(self, lists):
         """A Python frame (strings, objects, reasons) to share across the rows of one batch."""
-        frame = _twin.Frame(self.prepared, False)
+        frame = _twin.Frame(self.prepared)
         frame.lists = lists
         return frame
 
@@ -273,7 +273,7 @@ cdef class Runner:
         """One validated record -> (outputs including reasons, trace)."""
         cdef _State state = _State(self.n_slots, self.max_stack)
         cdef int i, slot, type_
-        frame = _twin.Frame(self.prepared, False)
+        frame = _twin.Frame(self.prepared)
         frame.lists = lists
         state.frame = frame
         self._reset(state, <double> today.toordinal())

@@ -551,55 +551,19 @@ def compile_arrays(lowered: Lowered, metadata: dict | None = None) -> PolicyArra
     for columns in lowered.stmt_columns:
         column_slots.extend(columns)
         column_start.append(len(column_slots))
-    arrays = dict(
-        slot_types=lowered.slot_types,
-        code_op=lowered.code_op,
-        code_arg=lowered.code_arg,
-        code_span=lowered.code_span,
-        program_start=lowered.program_start,
+    # Most arrays are Lowered's lists under the same name; the rest are concatenated or renumbered here.
+    renumbered = {"node_program", "node_true", "node_false", "node_missing", "node_leaf", "node_item", "tree_root"}
+    arrays = {
+        name: getattr(lowered, name) for name in ARRAY_FIELDS if hasattr(lowered, name) and name not in renumbered
+    }
+    arrays.update(
         set_values=set_values,
         set_start=set_start,
         range_low=[r[0] for r in lowered.ranges],
         range_high=[r[1] for r in lowered.ranges],
         range_flags=[int(r[2]) + 2 * int(r[3]) for r in lowered.ranges],
-        leaf_index=lowered.leaf_index,
-        leaf_label=lowered.leaf_label,
-        leaf_action_start=lowered.leaf_action_start,
-        leaf_action_end=lowered.leaf_action_end,
-        leaf_points=lowered.leaf_points,
-        leaf_reason=lowered.leaf_reason,
-        leaf_item=lowered.leaf_item,
-        leaf_span=lowered.leaf_span,
-        action_kind=lowered.action_kind,
-        action_slot=lowered.action_slot,
-        action_program=lowered.action_program,
-        action_output=lowered.action_output,
-        action_span=lowered.action_span,
-        action_type=lowered.action_type,
-        tree_program=lowered.tree_program,
-        tree_slot=lowered.tree_slot,
-        tree_best=lowered.tree_best,
-        tree_item=lowered.tree_item,
-        stmt_kind=lowered.stmt_kind,
-        stmt_name=lowered.stmt_name,
-        stmt_slot=lowered.stmt_slot,
-        stmt_slot2=lowered.stmt_slot2,
-        stmt_program=lowered.stmt_program,
-        stmt_tree_start=lowered.stmt_tree_start,
-        stmt_tree_end=lowered.stmt_tree_end,
-        stmt_span=lowered.stmt_span,
-        stmt_base=lowered.stmt_base,
-        stmt_sort=lowered.stmt_sort,
-        stmt_descending=lowered.stmt_descending,
         column_slots=column_slots,
         column_start=column_start,
-        input_slots=lowered.input_slots,
-        output_slots=lowered.output_slots,
-        output_optional=lowered.output_optional,
-        output_default=lowered.output_default,
-        output_default_missing=lowered.output_default_missing,
-        output_allowed_set=lowered.output_allowed_set,
-        output_allowed_range=lowered.output_allowed_range,
     )
     converted = {name: np.asarray(values, dtype=ARRAY_FIELDS[name]) for name, values in arrays.items()}
     converted.update(

@@ -19,7 +19,7 @@ import math
 from typing import Any
 
 from compiler import opcodes as O
-from compiler.arrays import CorruptArtefact, PolicyArrays
+from compiler.arrays import ARRAY_FIELDS, CorruptArtefact, PolicyArrays
 from compiler.constants import show_value
 from compiler.values import (
     MAX_EXACT_INT,
@@ -44,16 +44,7 @@ class Prepared:
 
     def __init__(self, arrays: PolicyArrays) -> None:
         self.arrays = arrays
-        for name in (
-            "slot_types code_op code_arg code_span program_start set_values set_start range_low range_high "
-            "range_flags node_program node_true node_false node_missing node_leaf node_item leaf_index "
-            "leaf_label leaf_action_start leaf_action_end leaf_points leaf_reason leaf_item action_kind "
-            "action_slot action_program action_output action_span action_type tree_root tree_program tree_slot "
-            "tree_best tree_item stmt_kind stmt_name stmt_slot stmt_slot2 stmt_program stmt_tree_start "
-            "stmt_tree_end stmt_span stmt_base stmt_sort stmt_descending column_slots column_start input_slots "
-            "output_slots output_optional output_default output_default_missing output_allowed_set "
-            "output_allowed_range"
-        ).split():
+        for name in ARRAY_FIELDS:
             setattr(self, name, getattr(arrays, name).tolist())
         self.strings = arrays.strings
         self.string_ids = {text: index for index, text in enumerate(arrays.strings)}
@@ -67,12 +58,11 @@ class Prepared:
 class Frame:
     """The state of one evaluation: slot values and missing flags, dynamic strings, objects."""
 
-    def __init__(self, prepared: Prepared, with_slots: bool = True) -> None:
+    def __init__(self, prepared: Prepared) -> None:
         self.p = prepared
-        if with_slots:  # the Cython kernel keeps slots in C arrays and does not need these
-            n = len(prepared.slot_types)
-            self.value = [0.0] * n
-            self.missing = [True] * n
+        # The slots (`value`, `missing`) are made by _reset_frame; the Cython kernel keeps its own in C.
+        self.value: list[float] = []
+        self.missing: list[bool] = []
         self.extra_strings: list[str] = []
         self.extra_ids: dict[str, int] = {}
         self.objects: list[Any] = []

@@ -338,17 +338,12 @@ class _Evaluation:
     def _as_column_type(self, column: str, value):
         """A table column typed `number` holds floats even where a row gives a whole number."""
         symbol = self.analysis.symbols.get(column)
-        if symbol is not None and symbol.type is not None and symbol.type.kind == "number" and type(value) is int:
-            return float(value)
-        return value
+        return _as_declared(symbol.type if symbol is not None else None, value)
 
     def _as_typed(self, node, value):
         """A whole number where the checker typed the expression `number` is a float (min(0.0, -1) is -1.0),
         so that values, and the messages that show them, do not depend on which argument won."""
-        value_type = self.analysis.type_of(node)
-        if value_type is not None and value_type.kind == "number" and type(value) is int:
-            return float(value)
-        return value
+        return _as_declared(self.analysis.type_of(node), value)
 
     def eval_negate(self, node: ast.Negate):
         value = self._eval(node.operand)
@@ -450,6 +445,12 @@ class _Evaluation:
         if self._eval(node.condition) is True:
             return self._as_typed(node, self._eval(node.then))
         return self._as_typed(node, self._eval(node.otherwise))
+
+
+def _as_declared(value_type, value):
+    if value_type is not None and value_type.kind == "number" and type(value) is int:
+        return float(value)
+    return value
 
 
 def _equal(left, right) -> bool:

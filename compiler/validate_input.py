@@ -172,9 +172,7 @@ def _convert_scalar(type_name: str, raw: Any, reveal: bool) -> Any:
 
 def _kind(raw: Any, reveal: bool = True) -> str:
     if not reveal:
-        return {str: "a string", bool: "true/false", int: "a number", float: "a number"}.get(
-            type(raw), _JSON_TYPE_NAMES.get(type(raw), "a value")
-        )
+        return _JSON_TYPE_NAMES.get(type(raw), "a value")
     if isinstance(raw, str):
         return f'the string "{raw[:40]}"' + ("..." if len(raw) > 40 else "")
     if isinstance(raw, bool):
