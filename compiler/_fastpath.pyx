@@ -14,9 +14,12 @@ of everything that is not arithmetic on numbers.
 """
 
 from libc.math cimport ceil, fabs, floor, isfinite
-from libc.stdlib cimport free, malloc
+from cpython.ref cimport PyObject
+from libc.stdlib cimport calloc, free, malloc
 
 import datetime as _dt
+
+import numpy as np
 
 from compiler import evaluate_arrays as _twin
 from compiler import opcodes as O
@@ -24,6 +27,7 @@ from compiler.arrays import PolicyArrays
 from dsl.diagnostics import EvaluationError as _EvaluationError
 
 cdef double MAX_EXACT_INT = 9007199254740992.0
+cdef double MAX_ORDINAL = 3652059.0  # date(9999, 12, 31)
 
 # Mirrors of compiler/opcodes.py (checked against it by tests/test_fastpath.py).
 cdef enum:
@@ -98,6 +102,9 @@ cdef enum:
     A_FIELD = 4
 
 
+NATIVE_REASONS_CAPACITY = REASONS_CAPACITY
+
+
 def constants():
     """The kernel's numbering, for the test that keeps it equal to compiler/opcodes.py."""
     return {
@@ -110,9 +117,133 @@ def constants():
     }
 
 
-cdef class _State:
-    """C buffers of one evaluation; the Python `Frame` keeps strings, objects and reasons."""
+cdef enum:
+    # What a native (GIL-free) step reports.
+    N_OK = 0
+    N_STOP = 1  # `stop`: the policy ends with the outputs as they are
+    N_BAIL = 2  # something only the Python path can do (an escape, an error message): run the row there
 
+cdef enum:
+    # Node tests recognised in a node's program, run without the instruction loop.
+    FAST_NONE = 0
+    FAST_EQ = 1
+    FAST_NE = 2
+    FAST_LT = 3
+    FAST_LE = 4
+    FAST_GT = 5
+    FAST_GE = 6
+    FAST_RANGE = 7
+    FAST_SET = 8
+    FAST_IS_MISSING = 9
+    FAST_NOT_MISSING = 10
+
+cdef enum:
+    # Escapes the native evaluator runs itself (the rest make the row bail).
+    E_PYTHON = 0
+    E_IN_TEXT_LIST = 1  # a string in a named list
+    E_TOP = 2  # top(reason list, n)
+    E_LEN_LIST = 3  # len(reason list)
+    E_REASONS = 4  # the reasons so far, as a list
+    E_IN_TEXT_VALUE = 5  # a string in a reason list
+
+cdef enum:
+    REASONS_CAPACITY = 64  # reasons a row may collect on the GIL-free path (more: it bails)
+    LISTS_CAPACITY = 64
+
+
+cdef struct Machine:
+    # Slots and the instruction stack (the GIL path uses these too).
+    double* value
+    char* missing
+    double* stack
+    char* sm
+    # The native path's reasons and lists: string ids, no Python objects.
+    int* reasons
+    int n_reasons
+    int* items  # list items, each list a run of them
+    int n_items
+    int items_capacity
+    int* list_start
+    int* list_len
+    int n_lists
+    double* score_loss  # a scorecard's scored bins, for ordering its reasons
+    int* score_position
+    int* score_code
+    # Trace events: -(statement + 1) opens a statement, then the leaves it reached; NULL for no trace.
+    int* trace
+    int n_trace
+    # Named-list membership of every string id of a batch (rows: escapes), or NULL.
+    const unsigned char* members
+    Py_ssize_t member_ids
+    # Borrowed: the named lists and the extra strings of a single evaluation (looked up under the GIL).
+    PyObject* lists
+    PyObject* extra_strings
+    Py_ssize_t n_strings  # string ids are 0..n_strings-1 (the pool, then the strings met in the inputs)
+
+
+cdef inline int _list_index(Machine* m, double v) noexcept nogil:
+    """The list a value names, or -1 (a list index is only ever made by this run)."""
+    if 0.0 <= v < m.n_lists and floor(v) == v:
+        return <int> v
+    return -1
+
+
+cdef inline bint _is_string_id(Machine* m, double v) noexcept nogil:
+    return 0.0 <= v < m.n_strings and floor(v) == v
+
+
+cdef Machine* _machine_new(int n_slots, int max_stack, int n_trees, int n_trace, bint want_trace) except NULL:
+    cdef Machine* m = <Machine*> calloc(1, sizeof(Machine))
+    if m == NULL:
+        raise MemoryError()
+    m.value = <double*> malloc(max(n_slots, 1) * sizeof(double))
+    m.missing = <char*> malloc(max(n_slots, 1) * sizeof(char))
+    m.stack = <double*> malloc((max_stack + 1) * sizeof(double))
+    m.sm = <char*> malloc((max_stack + 1) * sizeof(char))
+    m.reasons = <int*> malloc(REASONS_CAPACITY * sizeof(int))
+    m.items_capacity = 2 * n_trees + REASONS_CAPACITY
+    m.items = <int*> malloc(m.items_capacity * sizeof(int))
+    m.list_start = <int*> malloc(LISTS_CAPACITY * sizeof(int))
+    m.list_len = <int*> malloc(LISTS_CAPACITY * sizeof(int))
+    m.score_loss = <double*> malloc(max(n_trees, 1) * sizeof(double))
+    m.score_position = <int*> malloc(max(n_trees, 1) * sizeof(int))
+    m.score_code = <int*> malloc(max(n_trees, 1) * sizeof(int))
+    if want_trace:
+        m.trace = <int*> malloc((n_trace + 1) * sizeof(int))
+    if (m.value == NULL or m.missing == NULL or m.stack == NULL or m.sm == NULL or m.reasons == NULL
+            or m.items == NULL or m.list_start == NULL or m.list_len == NULL or m.score_loss == NULL
+            or m.score_position == NULL or m.score_code == NULL or (want_trace and m.trace == NULL)):
+        _machine_free(m)
+        raise MemoryError()
+    cdef int i
+    for i in range(n_slots):
+        m.value[i] = 0.0
+        m.missing[i] = 1
+    return m
+
+
+cdef void _machine_free(Machine* m) noexcept nogil:
+    if m == NULL:
+        return
+    free(m.value)
+    free(m.missing)
+    free(m.stack)
+    free(m.sm)
+    free(m.reasons)
+    free(m.items)
+    free(m.list_start)
+    free(m.list_len)
+    free(m.score_loss)
+    free(m.score_position)
+    free(m.score_code)
+    free(m.trace)
+    free(m)
+
+
+cdef class _State:
+    """One evaluation on the Python path: the C machine plus the frame (strings, objects, reasons)."""
+
+    cdef Machine* m
     cdef double* value
     cdef char* missing
     cdef double* stack
@@ -120,22 +251,14 @@ cdef class _State:
     cdef object frame
 
     def __cinit__(self, int n_slots, int max_stack):
-        self.value = <double*> malloc(max(n_slots, 1) * sizeof(double))
-        self.missing = <char*> malloc(max(n_slots, 1) * sizeof(char))
-        self.stack = <double*> malloc((max_stack + 1) * sizeof(double))
-        self.stack_missing = <char*> malloc((max_stack + 1) * sizeof(char))
-        if not self.value or not self.missing or not self.stack or not self.stack_missing:
-            raise MemoryError()
-        cdef int i
-        for i in range(n_slots):
-            self.value[i] = 0.0
-            self.missing[i] = 1
+        self.m = _machine_new(n_slots, max_stack, 0, 0, False)
+        self.value = self.m.value
+        self.missing = self.m.missing
+        self.stack = self.m.stack
+        self.stack_missing = self.m.sm
 
     def __dealloc__(self):
-        free(self.value)
-        free(self.missing)
-        free(self.stack)
-        free(self.stack_missing)
+        _machine_free(self.m)
 
 
 def _leaf_trace_entries(arrays):
@@ -148,6 +271,71 @@ def _leaf_trace_entries(arrays):
             if leaf >= 0:
                 entries[leaf] = f"{name}:{arrays.strings[int(arrays.leaf_label[leaf])]}"
     return entries
+
+
+def _escape_kinds(arrays):
+    """E_* for every escape: which ones the GIL-free path runs itself (reason lists, named lists of strings)."""
+    kinds = np.zeros(max(len(arrays.escapes), 1), dtype=np.int8)
+    native = {
+        ("in_list", (T_STR,)): E_IN_TEXT_LIST,
+        ("top", (T_OBJ, T_INT)): E_TOP,
+        ("len", (T_OBJ,)): E_LEN_LIST,
+        ("reasons", ()): E_REASONS,
+        ("in_value", (T_STR, T_OBJ)): E_IN_TEXT_VALUE,
+    }
+    for index, escape in enumerate(arrays.escapes):
+        kinds[index] = native.get((escape.name, tuple(escape.arg_types)), E_PYTHON)
+    return kinds
+
+
+_FAST_COMPARE = {O.OP_EQ: FAST_EQ, O.OP_NE: FAST_NE, O.OP_LT: FAST_LT, O.OP_LE: FAST_LE, O.OP_GT: FAST_GT,
+                 O.OP_GE: FAST_GE}
+
+
+def _fast_tests(arrays):
+    """The node tests that are one slot against a constant, a set or a range, or a missing test.
+
+    These are most of a lending policy's nodes (`age < 25`, `score in [600..680)`); the walk runs them
+    directly. Every recognised form gives a missing result exactly when the slot is missing, as its
+    program does (`jump_if_missing_keep` jumps to the program's end with the missing value kept).
+    """
+    n_nodes = len(arrays.node_leaf)
+    kinds = np.zeros(max(n_nodes, 1), dtype=np.int8)
+    slots = np.zeros(max(n_nodes, 1), dtype=np.int32)
+    args = np.zeros(max(n_nodes, 1), dtype=np.float64)
+    for node in range(n_nodes):
+        if arrays.node_leaf[node] >= 0:
+            continue
+        program = int(arrays.node_program[node])
+        start, end = int(arrays.program_start[program]), int(arrays.program_start[program + 1])
+        code = [(int(arrays.code_op[pc]), float(arrays.code_arg[pc])) for pc in range(start, end)]
+        if not code or code[0][0] != O.OP_LOAD:
+            continue
+        if len(code) > 2 and code[1] == (O.OP_JUMP_IF_MISSING_KEEP, float(len(code))):
+            code = [code[0]] + code[2:]
+        ops = [op for op, _ in code]
+        if len(code) == 3 and ops[1] == O.OP_CONST and ops[2] in _FAST_COMPARE:
+            kinds[node], args[node] = _FAST_COMPARE[ops[2]], code[1][1]
+        elif len(code) == 2 and ops[1] in (O.OP_IN_SET, O.OP_IN_RANGE):
+            kinds[node], args[node] = (FAST_SET if ops[1] == O.OP_IN_SET else FAST_RANGE), code[1][1]
+        elif len(code) == 2 and ops[1] in (O.OP_IS_MISSING, O.OP_NOT_MISSING):
+            kinds[node] = FAST_IS_MISSING if ops[1] == O.OP_IS_MISSING else FAST_NOT_MISSING
+        else:
+            continue
+        slots[node] = int(code[0][1])
+    return kinds, slots, args
+
+
+def _runs_natively(arrays):
+    """Whether rows of this policy can run on the GIL-free path at all.
+
+    Not when a value is a Python object from the start (list inputs or outputs) or a collect table builds
+    records: those rows always need the Python path. Everything else is decided per row: a row bails to
+    the Python path at the first escape or error only it can handle.
+    """
+    slots = list(arrays.input_slots) + list(arrays.output_slots)
+    return (all(arrays.slot_types[slot] != T_OBJ for slot in slots)
+            and all(kind != S_TABLE_COLLECT for kind in arrays.stmt_kind))
 
 
 class _StopPolicy(Exception):
@@ -182,9 +370,17 @@ cdef class Runner:
     cdef const signed char[:] output_optional, output_default_missing
     cdef const int[:] output_allowed_set, output_allowed_range
     cdef list strings, input_names, output_names, escape_list_names, leaf_trace
+    cdef dict string_ids
     cdef int n_pool
-    cdef signed char[:] escape_is_text_list
+    cdef const signed char[:] escape_kind
     cdef int cur_statement, cur_item
+    # Node tests recognised as "slot <op> constant" (or a set, range or missing test): FAST_* per node.
+    cdef const signed char[:] fast_kind
+    cdef const int[:] fast_slot
+    cdef const double[:] fast_arg
+    cdef readonly bint native
+    cdef int n_trees, n_trace_events
+    cdef dict trace_cache
 
     def __init__(self, arrays: PolicyArrays):
         self.arrays = arrays
@@ -194,15 +390,14 @@ cdef class Runner:
         self.today_slot = arrays.today_slot
         self.strings = list(arrays.strings)
         self.n_pool = len(self.strings)
-        # Named-list membership of a string is the hot escape of lending policies (blacklists): run it inline.
-        import numpy as _np
-        flags = _np.zeros(max(len(arrays.escapes), 1), dtype=_np.int8)
-        self.escape_list_names = []
-        for index, escape in enumerate(arrays.escapes):
-            self.escape_list_names.append(escape.detail)
-            if escape.name == "in_list" and escape.arg_types == (T_STR,):
-                flags[index] = 1
-        self.escape_is_text_list = flags
+        self.string_ids = self.prepared.string_ids
+        self.escape_list_names = [escape.detail for escape in arrays.escapes]
+        self.escape_kind = _escape_kinds(arrays)
+        self.fast_kind, self.fast_slot, self.fast_arg = _fast_tests(arrays)
+        self.native = _runs_natively(arrays)
+        self.n_trees = len(arrays.tree_root)
+        self.n_trace_events = len(arrays.stmt_kind) + self.n_trees
+        self.trace_cache = {}
         self.leaf_trace = _leaf_trace_entries(arrays)
         self.input_names = list(arrays.input_names)
         self.output_names = list(arrays.output_names)
@@ -270,7 +465,165 @@ cdef class Runner:
         return frame
 
     def evaluate(self, dict record, today, lists):
-        """One validated record -> (outputs including reasons, trace)."""
+        """One validated record -> (outputs including reasons, trace).
+
+        The GIL-free path first; a record it bails on (an escape it does not run, an error whose message
+        only the Python path words) runs again from the start on the Python path.
+        """
+        if self.native:
+            result = self._evaluate_native(record, <double> today.toordinal(), lists)
+            if result is not None:
+                return result
+        return self._evaluate_python(record, today, lists)
+
+    cdef _evaluate_native(self, dict record, double today, lists):
+        cdef Machine* m = _machine_new(self.n_slots, self.max_stack, self.n_trees, self.n_trace_events, True)
+        cdef int i, slot, type_
+        cdef list extra = []
+        extra_ids = None
+        try:
+            m.lists = <PyObject*> lists
+            m.extra_strings = <PyObject*> extra
+            self._n_reset(m, today)
+            for i in range(self.input_slots.shape[0]):
+                value = record.get(self.input_names[i])
+                if value is None:
+                    continue
+                slot = self.input_slots[i]
+                type_ = self.slot_types[slot]
+                if type_ == T_STR:
+                    index = self.string_ids.get(value)
+                    if index is None:
+                        if extra_ids is None:
+                            extra_ids = {}
+                        index = extra_ids.get(value)
+                        if index is None:
+                            index = extra_ids[value] = self.n_pool + len(extra)
+                            extra.append(value)
+                    m.value[slot] = <double> index
+                elif type_ == T_NUM or type_ == T_INT:
+                    m.value[slot] = <double> value
+                elif type_ == T_BOOL:
+                    m.value[slot] = 1.0 if value else 0.0
+                else:
+                    m.value[slot] = <double> value.toordinal()
+                m.missing[slot] = 0
+            m.n_strings = self.n_pool + len(extra)
+            if self._n_statements(m) != N_OK or not self._n_outputs_ok(m):
+                return None
+            outputs = {}
+            for i in range(self.output_slots.shape[0]):
+                slot = self.output_slots[i]
+                type_ = self.slot_types[slot]
+                if m.missing[slot]:
+                    outputs[self.output_names[i]] = None
+                elif type_ == T_NUM:
+                    outputs[self.output_names[i]] = m.value[slot]
+                elif type_ == T_INT:
+                    outputs[self.output_names[i]] = <long long> m.value[slot]
+                elif type_ == T_BOOL:
+                    outputs[self.output_names[i]] = m.value[slot] != 0.0
+                elif type_ == T_STR:
+                    outputs[self.output_names[i]] = self._text(<int> m.value[slot], extra)
+                else:
+                    outputs[self.output_names[i]] = _dt.date.fromordinal(<int> m.value[slot])
+            outputs["reasons"] = [self._text(m.reasons[i], extra) for i in range(m.n_reasons)]
+            return outputs, self._trace_entries(m)
+        finally:
+            _machine_free(m)
+
+    cdef inline str _text(self, int index, list extra):
+        return self.strings[index] if index < self.n_pool else extra[index - self.n_pool]
+
+    cdef list _trace_entries(self, Machine* m):
+        """The trace strings of a native run's events (the same events give the same strings: cached)."""
+        key = tuple([m.trace[i] for i in range(m.n_trace)])
+        entries = self.trace_cache.get(key)
+        if entries is None:
+            if len(self.trace_cache) >= 4096:
+                self.trace_cache.clear()
+            entries = self.trace_cache[key] = self._format_trace(key)
+        return list(entries)
+
+    cdef list _format_trace(self, tuple events):
+        entries = []
+        cdef int position = 0, s, kind, n = len(events)
+        while position < n:
+            s = -events[position] - 1
+            position += 1
+            leaves = []
+            while position < n and events[position] >= 0:
+                leaves.append(events[position])
+                position += 1
+            kind = self.stmt_kind[s]
+            name = self.strings[self.stmt_name[s]]
+            if kind == S_RULES_FIRST or kind == S_TREE or kind == S_TABLE_FIRST:
+                entries.append(self.leaf_trace[leaves[0]] if leaves else f"{name}:-")
+            elif kind == S_RULES_ALL:
+                entries.append(f"{name}:{','.join([self.strings[self.leaf_label[l]] for l in leaves]) or '-'}")
+            else:
+                entries.append(f"{name}:{','.join([str(self.leaf_index[l]) for l in leaves]) or '-'}")
+        return entries
+
+    def native_rows(self, const double[:, ::1] inputs, const unsigned char[:, ::1] inputs_missing,
+                    const double[::1] today, unsigned char[::1] status, double[:, ::1] out_values,
+                    unsigned char[:, ::1] out_missing, const unsigned char[:, ::1] members,
+                    Py_ssize_t start, Py_ssize_t end, int[::1] reason_count, int[::1] reason_ids,
+                    Py_ssize_t n_strings):
+        """Rows start..end of encoded input columns on the GIL-free path, with the GIL released.
+
+        `status[row]` is 1 for a row to skip (already an error); a row the path bails on gets 2 and is left
+        for the Python path. A decided row gets its outputs in `out_values`/`out_missing`, its number of
+        reasons in `reason_count` and its reason ids appended to `reason_ids` (room for
+        REASONS_CAPACITY per row). `members[escape, string id]` is the named-list membership of every
+        string of the batch, and `n_strings` how many string ids there are. Returns how many reason ids
+        were written.
+        """
+        if not self.native:
+            raise ValueError("this policy has no GIL-free path (list inputs or outputs, or a collect table)")
+        if not (0 <= start <= end <= today.shape[0] and inputs.shape[1] == today.shape[0] == status.shape[0]
+                and reason_count.shape[0] == today.shape[0] and out_values.shape[1] == today.shape[0]
+                and inputs.shape[0] == self.input_slots.shape[0] and out_values.shape[0] == self.output_slots.shape[0]
+                and inputs_missing.shape[0] == inputs.shape[0] and inputs_missing.shape[1] == inputs.shape[1]
+                and out_missing.shape[0] == out_values.shape[0] and out_missing.shape[1] == out_values.shape[1]
+                and reason_ids.shape[0] >= (end - start) * REASONS_CAPACITY
+                and members.shape[0] >= max(len(self.arrays.escapes), 1)):
+            raise ValueError("native_rows: the arrays do not fit the policy or each other")
+        cdef Machine* m = _machine_new(self.n_slots, self.max_stack, self.n_trees, 0, False)
+        cdef Py_ssize_t row, written = 0
+        cdef int i, slot, n_inputs = self.input_slots.shape[0], n_outputs = self.output_slots.shape[0]
+        m.n_strings = n_strings
+        if members.shape[1] > 0:
+            m.members = &members[0, 0]
+            m.member_ids = members.shape[1]
+        try:
+            with nogil:
+                for row in range(start, end):
+                    if status[row]:
+                        continue
+                    self._n_reset(m, today[row])
+                    for i in range(n_inputs):
+                        slot = self.input_slots[i]
+                        m.value[slot] = inputs[i, row]
+                        m.missing[slot] = inputs_missing[i, row]
+                    if self._n_statements(m) != N_OK or not self._n_outputs_ok(m):
+                        status[row] = 2
+                        continue
+                    for i in range(n_outputs):
+                        slot = self.output_slots[i]
+                        if not m.missing[slot]:
+                            out_values[i, row] = m.value[slot]
+                            out_missing[i, row] = 0
+                    reason_count[row] = m.n_reasons
+                    for i in range(m.n_reasons):
+                        reason_ids[written] = m.reasons[i]
+                        written += 1
+        finally:
+            _machine_free(m)
+        return written
+
+    def _evaluate_python(self, dict record, today, lists):
+        """The Python path: strings, objects and reasons in a frame; escapes and errors in Python."""
         cdef _State state = _State(self.n_slots, self.max_stack)
         cdef int i, slot, type_
         frame = _twin.Frame(self.prepared)
@@ -540,8 +893,14 @@ cdef class Runner:
     cdef int _walk(self, _State state, int node) except -1:
         cdef double v
         cdef char m
+        cdef int outcome
         while self.node_leaf[node] < 0:
             self.cur_item = self.node_item[node]
+            outcome = self._fast_test(state.m, node)
+            if outcome >= 0:
+                node = self.node_false[node] if outcome == 0 else (
+                    self.node_true[node] if outcome == 1 else self.node_missing[node])
+                continue
             self._program(state, self.node_program[node], &v, &m)
             if m:
                 node = self.node_missing[node]
@@ -616,9 +975,266 @@ cdef class Runner:
         state.value[slot] = v
         state.missing[slot] = 0
 
+    # ------------------------------------------------- the GIL-free path
+
+    cdef inline int _fast_test(self, Machine* m, int node) noexcept nogil:
+        """A recognised node test: 0 false, 1 true, 2 missing; -1 when the node's program must run."""
+        cdef int kind = self.fast_kind[node]
+        if kind == FAST_NONE:
+            return -1
+        cdef int slot = self.fast_slot[node]
+        if kind == FAST_IS_MISSING:
+            return m.missing[slot] != 0
+        if kind == FAST_NOT_MISSING:
+            return m.missing[slot] == 0
+        if m.missing[slot]:
+            return 2
+        cdef double x = m.value[slot], c = self.fast_arg[node]
+        if kind == FAST_LT:
+            return x < c
+        if kind == FAST_GE:
+            return x >= c
+        if kind == FAST_LE:
+            return x <= c
+        if kind == FAST_GT:
+            return x > c
+        if kind == FAST_EQ:
+            return x == c
+        if kind == FAST_NE:
+            return x != c
+        if kind == FAST_RANGE:
+            return self._in_range(<int> c, x)
+        return self._in_set(<int> c, x)
+
+    cdef int _n_program(self, Machine* m, int program, double* out, char* out_missing) noexcept nogil:
+        cdef int top = -1
+        if self._run_code(m, program, self.program_start[program], &top, True) >= 0:
+            return N_BAIL
+        out[0] = m.stack[top]
+        out_missing[0] = m.sm[top]
+        return N_OK
+
+    cdef int _n_walk(self, Machine* m, int node, int* leaf) noexcept nogil:
+        cdef double v
+        cdef char missing
+        cdef int outcome
+        while self.node_leaf[node] < 0:
+            outcome = self._fast_test(m, node)
+            if outcome < 0:
+                if self._n_program(m, self.node_program[node], &v, &missing) != N_OK:
+                    return N_BAIL
+                outcome = 2 if missing else (1 if v != 0.0 else 0)
+            node = self.node_false[node] if outcome == 0 else (
+                self.node_true[node] if outcome == 1 else self.node_missing[node])
+        leaf[0] = self.node_leaf[node]
+        if m.trace != NULL:
+            m.trace[m.n_trace] = leaf[0]
+            m.n_trace += 1
+        return N_OK
+
+    cdef int _n_reset(self, Machine* m, double today) noexcept nogil:
+        cdef int i, slot
+        for i in range(self.n_slots):
+            m.value[i] = 0.0
+            m.missing[i] = 1
+        m.value[self.today_slot] = today
+        m.missing[self.today_slot] = 0
+        m.n_reasons = 0
+        m.n_items = 0
+        m.n_lists = 0
+        m.n_trace = 0
+        for i in range(self.output_slots.shape[0]):
+            if self.output_default_missing[i] == 0:
+                slot = self.output_slots[i]
+                m.value[slot] = self.output_default[i]
+                m.missing[slot] = 0
+        return N_OK
+
+    cdef int _n_outputs_ok(self, Machine* m) noexcept nogil:
+        """Whether every present output decodes (a corrupt artefact could leave, say, a bad string id)."""
+        cdef int i, slot, type_
+        cdef double v
+        for i in range(self.output_slots.shape[0]):
+            slot = self.output_slots[i]
+            if m.missing[slot]:
+                continue
+            type_ = self.slot_types[slot]
+            v = m.value[slot]
+            if type_ == T_INT and not fabs(v) <= MAX_EXACT_INT:
+                return 0
+            if type_ == T_STR and not _is_string_id(m, v):
+                return 0
+            if type_ == T_DATE and not (1.0 <= v <= MAX_ORDINAL and floor(v) == v):
+                return 0
+        return 1
+
+    cdef int _n_statements(self, Machine* m) noexcept nogil:
+        """Every statement of one reset and loaded row: N_OK with the outputs in the slots, or N_BAIL."""
+        cdef int s, status
+        for s in range(self.stmt_kind.shape[0]):
+            status = self._n_statement(m, s)
+            if status == N_STOP:
+                return N_OK
+            if status != N_OK:
+                return N_BAIL
+        return N_OK
+
+    cdef int _n_statement(self, Machine* m, int s) noexcept nogil:
+        cdef int kind = self.stmt_kind[s]
+        cdef int tree, leaf, first, matches, i, status
+        cdef double v
+        cdef char missing
+        if kind == S_LET:
+            if self._n_program(m, self.stmt_program[s], &v, &missing) != N_OK:
+                return N_BAIL
+            m.value[self.stmt_slot[s]] = v
+            m.missing[self.stmt_slot[s]] = missing
+            return N_OK
+        if kind == S_LIST:
+            return N_OK
+        if kind == S_TABLE_COLLECT:
+            return N_BAIL
+        if m.trace != NULL:
+            m.trace[m.n_trace] = -(s + 1)
+            m.n_trace += 1
+        if kind == S_SCORECARD:
+            return self._n_scorecard(m, s)
+        if kind == S_RULES_FIRST or kind == S_TREE:
+            if self._n_walk(m, self.tree_root[self.stmt_tree_start[s]], &leaf) != N_OK:
+                return N_BAIL
+            if kind == S_TREE or self.leaf_index[leaf] >= 0:
+                return self._n_actions(m, leaf)
+            return N_OK
+        if kind == S_RULES_ALL:
+            for tree in range(self.stmt_tree_start[s], self.stmt_tree_end[s]):
+                if self._n_walk(m, self.tree_root[tree], &leaf) != N_OK:
+                    return N_BAIL
+                if self.leaf_index[leaf] >= 0:
+                    status = self._n_actions(m, leaf)
+                    if status != N_OK:
+                        return status
+                elif m.trace != NULL:
+                    m.n_trace -= 1  # a rule that did not fire is not in the trace
+            return N_OK
+        # Tables (first, unique): every row is tested, as on the Python path (a later row may raise).
+        first = -1
+        matches = 0
+        for tree in range(self.stmt_tree_start[s], self.stmt_tree_end[s]):
+            if self._n_walk(m, self.tree_root[tree], &leaf) != N_OK:
+                return N_BAIL
+            if self.leaf_index[leaf] >= 0:
+                matches += 1
+                if first < 0:
+                    first = leaf
+            elif m.trace != NULL:
+                m.n_trace -= 1
+        if kind == S_TABLE_UNIQUE and matches > 1:
+            return N_BAIL  # the error message is the Python path's
+        if first >= 0:
+            return self._n_actions(m, first)
+        for i in range(self.column_start[s], self.column_start[s + 1]):
+            m.missing[self.column_slots[i]] = 1
+        return N_OK
+
+    cdef int _n_scorecard(self, Machine* m, int s) noexcept nogil:
+        cdef double total = self.stmt_base[s], v, loss
+        cdef int tree, leaf, slot, n_scored = 0, i, j, position, code, start
+        cdef char missing
+        for tree in range(self.stmt_tree_start[s], self.stmt_tree_end[s]):
+            slot = self.tree_slot[tree]
+            if self._n_program(m, self.tree_program[tree], &v, &missing) != N_OK:
+                return N_BAIL
+            m.value[slot] = v
+            m.missing[slot] = missing
+            if self._n_walk(m, self.tree_root[tree], &leaf) != N_OK:
+                return N_BAIL
+            total += self.leaf_points[leaf]
+            if self.leaf_reason[leaf] >= 0:
+                # Insert in order of points lost (most first), earlier characteristics first on ties.
+                loss = self.tree_best[tree] - self.leaf_points[leaf]
+                i = n_scored
+                while i > 0 and m.score_loss[i - 1] < loss:
+                    m.score_loss[i] = m.score_loss[i - 1]
+                    m.score_code[i] = m.score_code[i - 1]
+                    i -= 1
+                m.score_loss[i] = loss
+                m.score_code[i] = self.leaf_reason[leaf]
+                n_scored += 1
+        if m.n_lists >= LISTS_CAPACITY or m.n_items + n_scored > m.items_capacity:
+            return N_BAIL
+        start = m.n_items
+        for i in range(n_scored):
+            code = m.score_code[i]
+            for j in range(start, m.n_items):
+                if m.items[j] == code:
+                    break
+            else:
+                m.items[m.n_items] = code
+                m.n_items += 1
+        m.value[self.stmt_slot[s]] = total
+        m.missing[self.stmt_slot[s]] = 0
+        m.value[self.stmt_slot2[s]] = self._new_list(m, start, m.n_items - start)
+        m.missing[self.stmt_slot2[s]] = 0
+        return N_OK
+
+    cdef int _n_actions(self, Machine* m, int leaf) noexcept nogil:
+        cdef int action, kind, slot, output, i, lst
+        cdef double v
+        cdef char missing
+        for action in range(self.leaf_action_start[leaf], self.leaf_action_end[leaf]):
+            kind = self.action_kind[action]
+            if kind == A_STOP:
+                return N_STOP
+            if kind == A_FIELD or self._n_program(m, self.action_program[action], &v, &missing) != N_OK:
+                return N_BAIL
+            slot = self.action_slot[action]
+            if kind == A_SET:
+                m.value[slot] = v
+                m.missing[slot] = missing
+            elif kind == A_ASSIGN:
+                output = self.action_output[action]
+                if missing:
+                    if not self.output_optional[output]:
+                        return N_BAIL
+                    m.missing[slot] = 1
+                    continue
+                if ((self.output_allowed_set[output] >= 0 and not self._in_set(self.output_allowed_set[output], v))
+                        or (self.output_allowed_range[output] >= 0
+                            and not self._in_range(self.output_allowed_range[output], v))):
+                    return N_BAIL
+                m.value[slot] = v
+                m.missing[slot] = 0
+            else:  # A_REASON
+                if missing:
+                    return N_BAIL
+                if self.action_type[action] == T_STR:
+                    if not _is_string_id(m, v) or self._n_add_reason(m, <int> v) != N_OK:
+                        return N_BAIL
+                elif self.action_type[action] == T_OBJ:
+                    lst = _list_index(m, v)
+                    if lst < 0:
+                        return N_BAIL
+                    for i in range(m.list_start[lst], m.list_start[lst] + m.list_len[lst]):
+                        if self._n_add_reason(m, m.items[i]) != N_OK:
+                            return N_BAIL
+                else:
+                    return N_BAIL
+        return N_OK
+
+    cdef inline int _n_add_reason(self, Machine* m, int code) noexcept nogil:
+        cdef int i
+        for i in range(m.n_reasons):
+            if m.reasons[i] == code:
+                return N_OK
+        if m.n_reasons >= REASONS_CAPACITY:
+            return N_BAIL
+        m.reasons[m.n_reasons] = code
+        m.n_reasons += 1
+        return N_OK
+
     # ----------------------------------------------------------- programs
 
-    cdef bint _in_set(self, int index, double x):
+    cdef inline bint _in_set(self, int index, double x) noexcept nogil:
         cdef int low = self.set_start[index], high = self.set_start[index + 1] - 1, middle
         while low <= high:
             middle = (low + high) >> 1
@@ -630,20 +1246,65 @@ cdef class Runner:
                 high = middle - 1
         return False
 
-    cdef bint _in_range(self, int index, double x):
+    cdef inline bint _in_range(self, int index, double x) noexcept nogil:
         cdef int flags = self.range_flags[index]
         cdef bint above = x >= self.range_low[index] if flags & 1 else x > self.range_low[index]
         cdef bint below = x <= self.range_high[index] if flags & 2 else x < self.range_high[index]
         return above and below
 
     cdef int _program(self, _State state, int program, double* out, char* out_missing) except -1:
-        cdef int start = self.program_start[program]
-        cdef int end = self.program_start[program + 1]
-        cdef int pc = start, op, top = -1, count, i, flags
-        cdef double arg, x, left, right, low, high, result
-        cdef char lm, rm, any_missing
+        """Run a program on the Python path: the shared core, with Python for the instructions it hands back."""
+        cdef int top = -1
+        cdef int pc = self.program_start[program]
+        while True:
+            pc = self._run_code(state.m, program, pc, &top, False)
+            if pc < 0:
+                break
+            self._sync(state)
+            top = self._python_step(state, pc, top)
+            pc += 1
+        out[0] = state.stack[top]
+        out_missing[0] = state.stack_missing[top]
+        return 0
+
+    cdef int _python_step(self, _State state, int pc, int top) except -2:
+        """The instruction at `pc` that the core handed back: an escape or an edge that raises the twin's error."""
+        cdef int op = self.code_op[pc]
+        cdef double arg = self.code_arg[pc]
         cdef double* stack = state.stack
         cdef char* sm = state.stack_missing
+        frame = state.frame
+        if op == OP_ESCAPE:
+            if self.escape_kind[<int> arg] == E_IN_TEXT_LIST and not sm[top]:
+                members = frame.lists.get(self.escape_list_names[<int> arg])
+                if members is not None:
+                    x = stack[top]
+                    text = self.strings[<int> x] if 0 <= x < self.n_pool else frame.text(x)
+                    stack[top] = 1.0 if text in members else 0.0
+                    return top
+            return self._escape(state, <int> arg, top, pc)
+        if op == OP_FLOOR or op == OP_CEIL:
+            self._python_op(state, op, stack, sm, top, pc)
+        elif op == OP_CLAMP:
+            self._clamp_error(state, stack[top - 1], stack[top], <int> arg, pc)
+        elif op == OP_YEARS_BETWEEN:
+            stack[top - 1] = _twin.years_between(frame.decode(stack[top - 1], T_DATE), frame.decode(stack[top], T_DATE))
+            return top - 1
+        # Arithmetic whose result leaves the exact range: the twin decides exactly (and raises its error).
+        stack[top - 1] = _twin._arith(frame, op, stack[top - 1], stack[top], pc)
+        return top - 1
+
+    cdef int _run_code(self, Machine* m, int program, int pc, int* top_io, bint native) noexcept nogil:
+        """Run a program from `pc` on the machine's stack; -1 when it is done, else the pc of an instruction
+        that needs Python (the stack left as before it). `native` runs reason lists and named-list look-ups
+        here (the GIL-free path); without it every escape goes back to the caller."""
+        cdef int start = self.program_start[program]
+        cdef int end = self.program_start[program + 1]
+        cdef int op, top = top_io[0], count, i, flags, kind
+        cdef double arg, x, left, right, low, high, result
+        cdef char lm, rm, any_missing
+        cdef double* stack = m.stack
+        cdef char* sm = m.sm
         while pc < end:
             op = self.code_op[pc]
             arg = self.code_arg[pc]
@@ -654,22 +1315,18 @@ cdef class Runner:
                 sm[top] = 0
             elif op == OP_LOAD:
                 top += 1
-                stack[top] = state.value[<int> arg]
-                sm[top] = state.missing[<int> arg]
+                stack[top] = m.value[<int> arg]
+                sm[top] = m.missing[<int> arg]
             elif op == OP_MISSING:
                 top += 1
                 stack[top] = 0.0
                 sm[top] = 1
-            elif (OP_ADD <= op <= OP_DIV) or (OP_ADD_I <= op <= OP_MUL_I):
+            elif (op == OP_ADD or op == OP_SUB or op == OP_MUL or op == OP_DIV or op == OP_ADD_I or op == OP_SUB_I
+                  or op == OP_MUL_I):
                 right = stack[top]
-                rm = sm[top]
-                top -= 1
-                left = stack[top]
-                if sm[top] or rm:
-                    stack[top] = 0.0
-                    sm[top] = 1
-                    continue
-                if op == OP_DIV and right == 0.0:
+                left = stack[top - 1]
+                if sm[top - 1] or sm[top] or (op == OP_DIV and right == 0.0):
+                    top -= 1
                     stack[top] = 0.0
                     sm[top] = 1
                     continue
@@ -682,14 +1339,14 @@ cdef class Runner:
                 else:
                     result = left / right
                 if (op >= OP_ADD_I and fabs(result) >= MAX_EXACT_INT) or (op < OP_ADD_I and not isfinite(result)):
-                    # The rare edge: let the twin decide exactly and raise its identical error.
-                    self._sync(state)
-                    result = _twin._arith(state.frame, op, left, right, pc - 1)
+                    top_io[0] = top
+                    return pc - 1
+                top -= 1
                 stack[top] = result
             elif op == OP_NEG or op == OP_NEG_I:
                 if not sm[top]:
                     stack[top] = -stack[top]
-            elif OP_EQ <= op <= OP_GE:
+            elif op == OP_EQ or op == OP_NE or op == OP_LT or op == OP_LE or op == OP_GT or op == OP_GE:
                 right = stack[top]
                 rm = sm[top]
                 top -= 1
@@ -803,12 +1460,8 @@ cdef class Runner:
                         result = stack[i]
                         lm = 0
                 top -= count - 1
-                if op == OP_COALESCE:
-                    stack[top] = result
-                    sm[top] = lm
-                else:
-                    stack[top] = result
-                    sm[top] = any_missing
+                stack[top] = result
+                sm[top] = lm if op == OP_COALESCE else any_missing
             elif op == OP_ABS or op == OP_ABS_I:
                 if not sm[top]:
                     stack[top] = fabs(stack[top])
@@ -816,22 +1469,21 @@ cdef class Runner:
                 if not sm[top]:
                     result = floor(stack[top]) if op == OP_FLOOR else ceil(stack[top])
                     if fabs(result) > MAX_EXACT_INT:
-                        self._sync(state)
-                        self._python_op(state, op, stack, sm, top, pc - 1)
+                        top_io[0] = top
+                        return pc - 1
                     stack[top] = result
             elif op == OP_CLAMP:
-                high = stack[top]
-                rm = sm[top]
-                low = stack[top - 1]
-                lm = sm[top - 1]
-                top -= 2
-                if sm[top] or lm or rm:
+                if sm[top] or sm[top - 1] or sm[top - 2]:
+                    top -= 2
                     stack[top] = 0.0
                     sm[top] = 1
                     continue
+                high = stack[top]
+                low = stack[top - 1]
                 if low > high:
-                    self._sync(state)
-                    self._clamp_error(state, low, high, <int> arg, pc - 1)
+                    top_io[0] = top
+                    return pc - 1
+                top -= 2
                 x = stack[top]
                 if x < low:
                     x = low
@@ -839,33 +1491,114 @@ cdef class Runner:
                     x = high
                 stack[top] = x
             elif op == OP_DAYS_BETWEEN or op == OP_YEARS_BETWEEN:
-                right = stack[top]
-                rm = sm[top]
-                top -= 1
-                if sm[top] or rm:
+                if sm[top] or sm[top - 1]:
+                    top -= 1
                     stack[top] = 0.0
                     sm[top] = 1
                     continue
-                if op == OP_DAYS_BETWEEN:
-                    stack[top] = right - stack[top]
-                else:
-                    self._sync(state)
-                    frame = state.frame
-                    stack[top] = _twin.years_between(frame.decode(stack[top], T_DATE), frame.decode(right, T_DATE))
+                if op == OP_YEARS_BETWEEN:
+                    top_io[0] = top
+                    return pc - 1
+                top -= 1
+                stack[top] = stack[top + 1] - stack[top]
             elif op == OP_ESCAPE:
-                if self.escape_is_text_list[<int> arg] and not sm[top]:
-                    frame = state.frame
-                    members = frame.lists.get(self.escape_list_names[<int> arg])
-                    if members is not None:
-                        x = stack[top]
-                        text = self.strings[<int> x] if 0 <= x < self.n_pool else frame.text(x)
-                        stack[top] = 1.0 if text in members else 0.0
-                        continue
-                self._sync(state)
-                top = self._escape(state, <int> arg, top, pc - 1)
-        out[0] = stack[top]
-        out_missing[0] = sm[top]
-        return 0
+                kind = self.escape_kind[<int> arg]
+                if not native or kind == E_PYTHON or self._native_escape(m, kind, <int> arg, &top) != N_OK:
+                    top_io[0] = top
+                    return pc - 1
+        top_io[0] = top
+        return -1
+
+    cdef int _native_escape(self, Machine* m, int kind, int index, int* top_io) noexcept nogil:
+        """The escapes the GIL-free path runs itself; N_BAIL (stack untouched) for anything it cannot."""
+        cdef int top = top_io[0], i, lst, n, start, found
+        cdef double* stack = m.stack
+        cdef char* sm = m.sm
+        if kind == E_REASONS:
+            if m.n_lists >= LISTS_CAPACITY or m.n_items + m.n_reasons > m.items_capacity:
+                return N_BAIL
+            for i in range(m.n_reasons):
+                m.items[m.n_items + i] = m.reasons[i]
+            top += 1
+            stack[top] = self._new_list(m, m.n_items, m.n_reasons)
+            sm[top] = 0
+            m.n_items += m.n_reasons
+            top_io[0] = top
+            return N_OK
+        if kind == E_TOP:
+            if sm[top] or sm[top - 1]:
+                top -= 1
+                stack[top] = 0.0
+                sm[top] = 1
+                top_io[0] = top
+                return N_OK
+            if m.n_lists >= LISTS_CAPACITY:
+                return N_BAIL
+            lst = _list_index(m, stack[top - 1])
+            if lst < 0:
+                return N_BAIL
+            n = m.list_len[lst]
+            if stack[top] < n:
+                n = 0 if stack[top] < 0 else <int> stack[top]
+            top -= 1
+            stack[top] = self._new_list(m, m.list_start[lst], n)
+            top_io[0] = top
+            return N_OK
+        if kind == E_LEN_LIST:
+            if not sm[top]:
+                lst = _list_index(m, stack[top])
+                if lst < 0:
+                    return N_BAIL
+                stack[top] = m.list_len[lst]
+            return N_OK
+        if kind == E_IN_TEXT_VALUE:
+            if sm[top] or sm[top - 1]:
+                top -= 1
+                stack[top] = 0.0
+                sm[top] = 1
+                top_io[0] = top
+                return N_OK
+            lst = _list_index(m, stack[top])
+            if lst < 0:
+                return N_BAIL
+            start = m.list_start[lst]
+            found = 0
+            for i in range(start, start + m.list_len[lst]):
+                if m.items[i] == <int> stack[top - 1]:
+                    found = 1
+            top -= 1
+            stack[top] = found
+            top_io[0] = top
+            return N_OK
+        # E_IN_TEXT_LIST
+        if sm[top]:
+            return N_OK
+        if m.members != NULL and 0 <= stack[top] < m.member_ids:
+            stack[top] = m.members[index * m.member_ids + <Py_ssize_t> stack[top]]
+            return N_OK
+        if m.lists == NULL:
+            return N_BAIL
+        with gil:
+            found = self._in_text_list(m, index, stack[top])
+        if found < 0:
+            return N_BAIL
+        stack[top] = found
+        return N_OK
+
+    cdef int _in_text_list(self, Machine* m, int index, double x):
+        """A string's membership of a named list, under the GIL: 1, 0, or -1 when the list is not there."""
+        members = (<object> m.lists).get(self.escape_list_names[index])
+        if members is None or not _is_string_id(m, x):
+            return -1
+        cdef int i = <int> x
+        text = self.strings[i] if i < self.n_pool else (<object> m.extra_strings)[i - self.n_pool]
+        return 1 if text in members else 0
+
+    cdef inline double _new_list(self, Machine* m, int start, int length) noexcept nogil:
+        m.list_start[m.n_lists] = start
+        m.list_len[m.n_lists] = length
+        m.n_lists += 1
+        return m.n_lists - 1
 
     cdef int _escape(self, _State state, int index, int top, int pc) except -2:
         """Run an escape on the C stack through the twin's Python implementation."""
