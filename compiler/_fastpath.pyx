@@ -14,6 +14,7 @@ of everything that is not arithmetic on numbers.
 """
 
 from libc.math cimport ceil, fabs, floor, isfinite
+cimport cython
 from cpython.ref cimport PyObject
 from libc.stdlib cimport calloc, free, malloc
 
@@ -342,42 +343,87 @@ class _StopPolicy(Exception):
     pass
 
 
+cdef size_t _pin(list pinned, array, dtype):
+    """The address of a C-contiguous copy (or view) of `array`, kept alive in `pinned`; never empty."""
+    contiguous = np.ascontiguousarray(array, dtype=dtype)
+    if contiguous.size == 0:
+        contiguous = np.zeros(1, dtype=dtype)
+    pinned.append(contiguous)
+    return contiguous.ctypes.data
+
+
+@cython.final
 cdef class Runner:
     """Evaluates one compiled policy; build it once per `PolicyArrays` and reuse it."""
 
     cdef object arrays
     cdef object prepared
+    cdef list pinned  # the contiguous arrays the pointers below point into
+    cdef int n_statements, n_inputs, n_outputs
     cdef int n_slots, max_stack, today_slot
-    cdef const signed char[:] slot_types
-    cdef const short[:] code_op
-    cdef const double[:] code_arg
-    cdef const int[:] code_span, program_start
-    cdef const double[:] set_values
-    cdef const int[:] set_start
-    cdef const double[:] range_low, range_high
-    cdef const signed char[:] range_flags
-    cdef const int[:] node_program, node_true, node_false, node_missing, node_leaf, node_item
-    cdef const int[:] leaf_index, leaf_label, leaf_action_start, leaf_action_end, leaf_reason, leaf_item
-    cdef const double[:] leaf_points
-    cdef const signed char[:] action_kind, action_type
-    cdef const int[:] action_slot, action_program, action_output, action_span
-    cdef const int[:] tree_root, tree_program, tree_slot, tree_item
-    cdef const double[:] tree_best
-    cdef const signed char[:] stmt_kind, stmt_descending
-    cdef const int[:] stmt_name, stmt_slot, stmt_slot2, stmt_program, stmt_tree_start, stmt_tree_end, stmt_span
-    cdef const int[:] stmt_sort, column_slots, column_start, input_slots, output_slots
-    cdef const double[:] stmt_base, output_default
-    cdef const signed char[:] output_optional, output_default_missing
-    cdef const int[:] output_allowed_set, output_allowed_range
+    cdef const signed char* slot_types
+    cdef const short* code_op
+    cdef const double* code_arg
+    cdef const int* code_span
+    cdef const int* program_start
+    cdef const double* set_values
+    cdef const int* set_start
+    cdef const double* range_low
+    cdef const double* range_high
+    cdef const signed char* range_flags
+    cdef const int* node_program
+    cdef const int* node_true
+    cdef const int* node_false
+    cdef const int* node_missing
+    cdef const int* node_leaf
+    cdef const int* node_item
+    cdef const int* leaf_index
+    cdef const int* leaf_label
+    cdef const int* leaf_action_start
+    cdef const int* leaf_action_end
+    cdef const int* leaf_reason
+    cdef const int* leaf_item
+    cdef const double* leaf_points
+    cdef const signed char* action_kind
+    cdef const signed char* action_type
+    cdef const int* action_slot
+    cdef const int* action_program
+    cdef const int* action_output
+    cdef const int* action_span
+    cdef const int* tree_root
+    cdef const int* tree_program
+    cdef const int* tree_slot
+    cdef const int* tree_item
+    cdef const double* tree_best
+    cdef const signed char* stmt_kind
+    cdef const signed char* stmt_descending
+    cdef const int* stmt_name
+    cdef const int* stmt_slot
+    cdef const int* stmt_slot2
+    cdef const int* stmt_program
+    cdef const int* stmt_tree_start
+    cdef const int* stmt_tree_end
+    cdef const int* stmt_span
+    cdef const int* stmt_sort
+    cdef const int* column_slots
+    cdef const int* column_start
+    cdef const int* input_slots
+    cdef const int* output_slots
+    cdef const double* stmt_base
+    cdef const double* output_default
+    cdef const signed char* output_optional
+    cdef const signed char* output_default_missing
+    cdef const int* output_allowed_set
+    cdef const int* output_allowed_range
     cdef list strings, input_names, output_names, escape_list_names, leaf_trace
     cdef dict string_ids
     cdef int n_pool
-    cdef const signed char[:] escape_kind
+    cdef const signed char* escape_kind
     cdef int cur_statement, cur_item
     # Node tests recognised as "slot <op> constant" (or a set, range or missing test): FAST_* per node.
-    cdef const signed char[:] fast_kind
-    cdef const int[:] fast_slot
-    cdef const double[:] fast_arg
+    cdef const signed char* fast_kind
+    cdef const int* fast_slot
+    cdef const double* fast_arg
     cdef readonly bint native
     cdef int n_trees, n_trace_events
     cdef dict trace_cache
@@ -385,6 +431,10 @@ cdef class Runner:
     def __init__(self, arrays: PolicyArrays):
         self.arrays = arrays
         self.prepared = _twin.Prepared(arrays)
+        self.pinned = []
+        self.n_statements = len(arrays.stmt_kind)
+        self.n_inputs = len(arrays.input_slots)
+        self.n_outputs = len(arrays.output_slots)
         self.n_slots = arrays.n_slots
         self.max_stack = arrays.max_stack
         self.today_slot = arrays.today_slot
@@ -392,8 +442,11 @@ cdef class Runner:
         self.n_pool = len(self.strings)
         self.string_ids = self.prepared.string_ids
         self.escape_list_names = [escape.detail for escape in arrays.escapes]
-        self.escape_kind = _escape_kinds(arrays)
-        self.fast_kind, self.fast_slot, self.fast_arg = _fast_tests(arrays)
+        fast_kind, fast_slot, fast_arg = _fast_tests(arrays)
+        self.escape_kind = <const signed char*> _pin(self.pinned, _escape_kinds(arrays), np.int8)
+        self.fast_kind = <const signed char*> _pin(self.pinned, fast_kind, np.int8)
+        self.fast_slot = <const int*> _pin(self.pinned, fast_slot, np.int32)
+        self.fast_arg = <const double*> _pin(self.pinned, fast_arg, np.float64)
         self.native = _runs_natively(arrays)
         self.n_trees = len(arrays.tree_root)
         self.n_trace_events = len(arrays.stmt_kind) + self.n_trees
@@ -401,60 +454,60 @@ cdef class Runner:
         self.leaf_trace = _leaf_trace_entries(arrays)
         self.input_names = list(arrays.input_names)
         self.output_names = list(arrays.output_names)
-        self.slot_types = arrays.slot_types
-        self.code_op = arrays.code_op
-        self.code_arg = arrays.code_arg
-        self.code_span = arrays.code_span
-        self.program_start = arrays.program_start
-        self.set_values = arrays.set_values
-        self.set_start = arrays.set_start
-        self.range_low = arrays.range_low
-        self.range_high = arrays.range_high
-        self.range_flags = arrays.range_flags
-        self.node_program = arrays.node_program
-        self.node_true = arrays.node_true
-        self.node_false = arrays.node_false
-        self.node_missing = arrays.node_missing
-        self.node_leaf = arrays.node_leaf
-        self.node_item = arrays.node_item
-        self.leaf_index = arrays.leaf_index
-        self.leaf_label = arrays.leaf_label
-        self.leaf_action_start = arrays.leaf_action_start
-        self.leaf_action_end = arrays.leaf_action_end
-        self.leaf_points = arrays.leaf_points
-        self.leaf_reason = arrays.leaf_reason
-        self.leaf_item = arrays.leaf_item
-        self.action_kind = arrays.action_kind
-        self.action_type = arrays.action_type
-        self.action_slot = arrays.action_slot
-        self.action_program = arrays.action_program
-        self.action_output = arrays.action_output
-        self.action_span = arrays.action_span
-        self.tree_root = arrays.tree_root
-        self.tree_program = arrays.tree_program
-        self.tree_slot = arrays.tree_slot
-        self.tree_item = arrays.tree_item
-        self.tree_best = arrays.tree_best
-        self.stmt_kind = arrays.stmt_kind
-        self.stmt_descending = arrays.stmt_descending
-        self.stmt_name = arrays.stmt_name
-        self.stmt_slot = arrays.stmt_slot
-        self.stmt_slot2 = arrays.stmt_slot2
-        self.stmt_program = arrays.stmt_program
-        self.stmt_tree_start = arrays.stmt_tree_start
-        self.stmt_tree_end = arrays.stmt_tree_end
-        self.stmt_span = arrays.stmt_span
-        self.stmt_sort = arrays.stmt_sort
-        self.column_slots = arrays.column_slots
-        self.column_start = arrays.column_start
-        self.input_slots = arrays.input_slots
-        self.output_slots = arrays.output_slots
-        self.stmt_base = arrays.stmt_base
-        self.output_default = arrays.output_default
-        self.output_optional = arrays.output_optional
-        self.output_default_missing = arrays.output_default_missing
-        self.output_allowed_set = arrays.output_allowed_set
-        self.output_allowed_range = arrays.output_allowed_range
+        self.slot_types = <const signed char*> _pin(self.pinned, arrays.slot_types, np.int8)
+        self.code_op = <const short*> _pin(self.pinned, arrays.code_op, np.int16)
+        self.code_arg = <const double*> _pin(self.pinned, arrays.code_arg, np.float64)
+        self.code_span = <const int*> _pin(self.pinned, arrays.code_span, np.int32)
+        self.program_start = <const int*> _pin(self.pinned, arrays.program_start, np.int32)
+        self.set_values = <const double*> _pin(self.pinned, arrays.set_values, np.float64)
+        self.set_start = <const int*> _pin(self.pinned, arrays.set_start, np.int32)
+        self.range_low = <const double*> _pin(self.pinned, arrays.range_low, np.float64)
+        self.range_high = <const double*> _pin(self.pinned, arrays.range_high, np.float64)
+        self.range_flags = <const signed char*> _pin(self.pinned, arrays.range_flags, np.int8)
+        self.node_program = <const int*> _pin(self.pinned, arrays.node_program, np.int32)
+        self.node_true = <const int*> _pin(self.pinned, arrays.node_true, np.int32)
+        self.node_false = <const int*> _pin(self.pinned, arrays.node_false, np.int32)
+        self.node_missing = <const int*> _pin(self.pinned, arrays.node_missing, np.int32)
+        self.node_leaf = <const int*> _pin(self.pinned, arrays.node_leaf, np.int32)
+        self.node_item = <const int*> _pin(self.pinned, arrays.node_item, np.int32)
+        self.leaf_index = <const int*> _pin(self.pinned, arrays.leaf_index, np.int32)
+        self.leaf_label = <const int*> _pin(self.pinned, arrays.leaf_label, np.int32)
+        self.leaf_action_start = <const int*> _pin(self.pinned, arrays.leaf_action_start, np.int32)
+        self.leaf_action_end = <const int*> _pin(self.pinned, arrays.leaf_action_end, np.int32)
+        self.leaf_points = <const double*> _pin(self.pinned, arrays.leaf_points, np.float64)
+        self.leaf_reason = <const int*> _pin(self.pinned, arrays.leaf_reason, np.int32)
+        self.leaf_item = <const int*> _pin(self.pinned, arrays.leaf_item, np.int32)
+        self.action_kind = <const signed char*> _pin(self.pinned, arrays.action_kind, np.int8)
+        self.action_type = <const signed char*> _pin(self.pinned, arrays.action_type, np.int8)
+        self.action_slot = <const int*> _pin(self.pinned, arrays.action_slot, np.int32)
+        self.action_program = <const int*> _pin(self.pinned, arrays.action_program, np.int32)
+        self.action_output = <const int*> _pin(self.pinned, arrays.action_output, np.int32)
+        self.action_span = <const int*> _pin(self.pinned, arrays.action_span, np.int32)
+        self.tree_root = <const int*> _pin(self.pinned, arrays.tree_root, np.int32)
+        self.tree_program = <const int*> _pin(self.pinned, arrays.tree_program, np.int32)
+        self.tree_slot = <const int*> _pin(self.pinned, arrays.tree_slot, np.int32)
+        self.tree_item = <const int*> _pin(self.pinned, arrays.tree_item, np.int32)
+        self.tree_best = <const double*> _pin(self.pinned, arrays.tree_best, np.float64)
+        self.stmt_kind = <const signed char*> _pin(self.pinned, arrays.stmt_kind, np.int8)
+        self.stmt_descending = <const signed char*> _pin(self.pinned, arrays.stmt_descending, np.int8)
+        self.stmt_name = <const int*> _pin(self.pinned, arrays.stmt_name, np.int32)
+        self.stmt_slot = <const int*> _pin(self.pinned, arrays.stmt_slot, np.int32)
+        self.stmt_slot2 = <const int*> _pin(self.pinned, arrays.stmt_slot2, np.int32)
+        self.stmt_program = <const int*> _pin(self.pinned, arrays.stmt_program, np.int32)
+        self.stmt_tree_start = <const int*> _pin(self.pinned, arrays.stmt_tree_start, np.int32)
+        self.stmt_tree_end = <const int*> _pin(self.pinned, arrays.stmt_tree_end, np.int32)
+        self.stmt_span = <const int*> _pin(self.pinned, arrays.stmt_span, np.int32)
+        self.stmt_sort = <const int*> _pin(self.pinned, arrays.stmt_sort, np.int32)
+        self.column_slots = <const int*> _pin(self.pinned, arrays.column_slots, np.int32)
+        self.column_start = <const int*> _pin(self.pinned, arrays.column_start, np.int32)
+        self.input_slots = <const int*> _pin(self.pinned, arrays.input_slots, np.int32)
+        self.output_slots = <const int*> _pin(self.pinned, arrays.output_slots, np.int32)
+        self.stmt_base = <const double*> _pin(self.pinned, arrays.stmt_base, np.float64)
+        self.output_default = <const double*> _pin(self.pinned, arrays.output_default, np.float64)
+        self.output_optional = <const signed char*> _pin(self.pinned, arrays.output_optional, np.int8)
+        self.output_default_missing = <const signed char*> _pin(self.pinned, arrays.output_default_missing, np.int8)
+        self.output_allowed_set = <const int*> _pin(self.pinned, arrays.output_allowed_set, np.int32)
+        self.output_allowed_range = <const int*> _pin(self.pinned, arrays.output_allowed_range, np.int32)
 
     # ------------------------------------------------------------- entry
 
@@ -476,6 +529,10 @@ cdef class Runner:
                 return result
         return self._evaluate_python(record, today, lists)
 
+    def evaluate_native(self, dict record, today, lists):
+        """The GIL-free path alone: (outputs, trace), or None where it bails (for tests and diagnostics)."""
+        return self._evaluate_native(record, <double> today.toordinal(), lists)
+
     cdef _evaluate_native(self, dict record, double today, lists):
         cdef Machine* m = _machine_new(self.n_slots, self.max_stack, self.n_trees, self.n_trace_events, True)
         cdef int i, slot, type_
@@ -485,7 +542,7 @@ cdef class Runner:
             m.lists = <PyObject*> lists
             m.extra_strings = <PyObject*> extra
             self._n_reset(m, today)
-            for i in range(self.input_slots.shape[0]):
+            for i in range(self.n_inputs):
                 value = record.get(self.input_names[i])
                 if value is None:
                     continue
@@ -512,7 +569,7 @@ cdef class Runner:
             if self._n_statements(m) != N_OK or not self._n_outputs_ok(m):
                 return None
             outputs = {}
-            for i in range(self.output_slots.shape[0]):
+            for i in range(self.n_outputs):
                 slot = self.output_slots[i]
                 type_ = self.slot_types[slot]
                 if m.missing[slot]:
@@ -583,7 +640,7 @@ cdef class Runner:
             raise ValueError("this policy has no GIL-free path (list inputs or outputs, or a collect table)")
         if not (0 <= start <= end <= today.shape[0] and inputs.shape[1] == today.shape[0] == status.shape[0]
                 and reason_count.shape[0] == today.shape[0] and out_values.shape[1] == today.shape[0]
-                and inputs.shape[0] == self.input_slots.shape[0] and out_values.shape[0] == self.output_slots.shape[0]
+                and inputs.shape[0] == self.n_inputs and out_values.shape[0] == self.n_outputs
                 and inputs_missing.shape[0] == inputs.shape[0] and inputs_missing.shape[1] == inputs.shape[1]
                 and out_missing.shape[0] == out_values.shape[0] and out_missing.shape[1] == out_values.shape[1]
                 and reason_ids.shape[0] >= (end - start) * REASONS_CAPACITY
@@ -591,7 +648,7 @@ cdef class Runner:
             raise ValueError("native_rows: the arrays do not fit the policy or each other")
         cdef Machine* m = _machine_new(self.n_slots, self.max_stack, self.n_trees, 0, False)
         cdef Py_ssize_t row, written = 0
-        cdef int i, slot, n_inputs = self.input_slots.shape[0], n_outputs = self.output_slots.shape[0]
+        cdef int i, slot, n_inputs = self.n_inputs, n_outputs = self.n_outputs
         m.n_strings = n_strings
         if members.shape[1] > 0:
             m.members = &members[0, 0]
@@ -673,7 +730,7 @@ cdef class Runner:
                          unsigned char[:, :] out_missing, bint want_trace):
         """Rows of encoded input columns -> output columns; the twin of `evaluate_arrays.evaluate_columns`."""
         cdef Py_ssize_t n_rows = today.shape[0], row
-        cdef int n_inputs = self.input_slots.shape[0], n_outputs = self.output_slots.shape[0]
+        cdef int n_inputs = self.n_inputs, n_outputs = self.n_outputs
         cdef int i, slot
         cdef _State state = _State(self.n_slots, self.max_stack)
         state.frame = frame
@@ -724,7 +781,7 @@ cdef class Runner:
         frame = state.frame
         frame.reasons = []
         frame.objects = []
-        for i in range(self.output_slots.shape[0]):
+        for i in range(self.n_outputs):
             slot = self.output_slots[i]
             start = self.output_default_missing[i]
             if start == 0:
@@ -737,7 +794,7 @@ cdef class Runner:
     cdef _run_statements(self, _State state, list trace):
         cdef int s
         try:
-            for s in range(self.stmt_kind.shape[0]):
+            for s in range(self.n_statements):
                 self.cur_statement = s
                 self.cur_item = -1
                 self._statement(state, s, trace)
@@ -1008,6 +1065,17 @@ cdef class Runner:
 
     cdef int _n_program(self, Machine* m, int program, double* out, char* out_missing) noexcept nogil:
         cdef int top = -1
+        cdef int start = self.program_start[program]
+        if self.program_start[program + 1] - start == 1:
+            # Most action programs are one constant or one slot (`decision = "decline"`, `score = risk_score`).
+            if self.code_op[start] == OP_CONST:
+                out[0] = self.code_arg[start]
+                out_missing[0] = 0
+                return N_OK
+            if self.code_op[start] == OP_LOAD:
+                out[0] = m.value[<int> self.code_arg[start]]
+                out_missing[0] = m.missing[<int> self.code_arg[start]]
+                return N_OK
         if self._run_code(m, program, self.program_start[program], &top, True) >= 0:
             return N_BAIL
         out[0] = m.stack[top]
@@ -1043,7 +1111,7 @@ cdef class Runner:
         m.n_items = 0
         m.n_lists = 0
         m.n_trace = 0
-        for i in range(self.output_slots.shape[0]):
+        for i in range(self.n_outputs):
             if self.output_default_missing[i] == 0:
                 slot = self.output_slots[i]
                 m.value[slot] = self.output_default[i]
@@ -1054,7 +1122,7 @@ cdef class Runner:
         """Whether every present output decodes (a corrupt artefact could leave, say, a bad string id)."""
         cdef int i, slot, type_
         cdef double v
-        for i in range(self.output_slots.shape[0]):
+        for i in range(self.n_outputs):
             slot = self.output_slots[i]
             if m.missing[slot]:
                 continue
@@ -1071,7 +1139,7 @@ cdef class Runner:
     cdef int _n_statements(self, Machine* m) noexcept nogil:
         """Every statement of one reset and loaded row: N_OK with the outputs in the slots, or N_BAIL."""
         cdef int s, status
-        for s in range(self.stmt_kind.shape[0]):
+        for s in range(self.n_statements):
             status = self._n_statement(m, s)
             if status == N_STOP:
                 return N_OK
@@ -1626,3 +1694,54 @@ cdef class Runner:
         shown_high = int(high) if flags & 4 else high
         problem = _twin.ValueProblem(f"clamp's low bound {shown_low} is above its high bound {shown_high}")
         raise _twin._call_failure(state.frame, "clamp", problem, pc)
+
+
+# ------------------------------------------------------------------ input columns
+
+ctypedef fused column_value:
+    double
+    float
+    signed char
+    short
+    int
+    long long
+    unsigned char
+    unsigned short
+    unsigned int
+    unsigned long long
+
+
+def encode_numbers(const column_value[::1] raw, const unsigned char[::1] validity, Py_ssize_t bit_offset,
+                   double bias, bint whole, bint has_range, double low, double high, int closed, bint required,
+                   double[::1] out_value, unsigned char[::1] out_missing, unsigned char[::1] needs_check):
+    """One chunk of a numeric (or date32) Arrow column -> encoded values, missing flags, rows to check.
+
+    The twin of the numpy code in `compiler/columns.py`: a present value is encoded as `value + bias`
+    and is plainly fine when it is finite, below 2**53 in size, whole if `whole`, and inside the
+    range (`closed`: 1 low end closed, 2 high end closed) if `has_range`. A row that is not plainly
+    fine, or is null where the input is `required`, gets `needs_check` set (never cleared): the
+    single-record validator decides it and words its error. `validity` is the Arrow validity bitmap
+    (empty: no nulls), starting at bit `bit_offset`.
+    """
+    cdef Py_ssize_t n = raw.shape[0], i, bit
+    cdef bint has_validity = validity.shape[0] > 0
+    cdef double x
+    if not (out_value.shape[0] == out_missing.shape[0] == needs_check.shape[0] == n) or (
+            has_validity and validity.shape[0] * 8 < bit_offset + n):
+        raise ValueError("encode_numbers: the arrays do not fit each other")
+    with nogil:
+        for i in range(n):
+            if has_validity:
+                bit = bit_offset + i
+                if not (validity[bit >> 3] >> (bit & 7)) & 1:
+                    out_value[i] = 0.0
+                    out_missing[i] = 1
+                    if required:
+                        needs_check[i] = 1
+                    continue
+            x = <double> raw[i] + bias
+            out_value[i] = x
+            out_missing[i] = 0
+            if not (fabs(x) < MAX_EXACT_INT) or (whole and floor(x) != x) or (has_range and not (
+                    (x >= low if closed & 1 else x > low) and (x <= high if closed & 2 else x < high))):
+                needs_check[i] = 1

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from compiler import fastpath
 from compiler import opcodes as O
 from compiler.validate_input import InputValidator
 
@@ -37,6 +38,9 @@ def encode_columns(table: pa.Table, validator: InputValidator, arrays, frame, ig
                 needs_check[:] = True
             continue
         column = table.column(name)
+        required = not optional
+        if _encode_natively(column, type_name, constraint, required, values[position], missing[position], needs_check):
+            continue
         present = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         if not optional:
             needs_check |= ~present
@@ -50,11 +54,66 @@ def encode_columns(table: pa.Table, validator: InputValidator, arrays, frame, ig
     return values, missing, needs_check
 
 
+_NATIVE_TYPES = {
+    pa.float64(): np.float64,
+    pa.float32(): np.float32,
+    pa.int8(): np.int8,
+    pa.int16(): np.int16,
+    pa.int32(): np.int32,
+    pa.int64(): np.int64,
+    pa.uint8(): np.uint8,
+    pa.uint16(): np.uint16,
+    pa.uint32(): np.uint32,
+    pa.uint64(): np.uint64,
+}
+
+
+def _encode_natively(column, type_name: str, constraint, required: bool, values, missing, needs_check) -> bool:
+    """Numbers, ints and dates in one pass of the Cython kernel per chunk (the same checks as `_encode`).
+
+    False when the kernel is not built or the column is not a plain numeric or date32 column (or the input
+    has a set of allowed values): the numpy code below handles it.
+    """
+    encode_numbers = fastpath.column_encoder()
+    if encode_numbers is None or (constraint is not None and constraint[0] != "range"):
+        return False
+    arrow_type = column.type
+    if type_name in ("number", "int") and arrow_type in _NATIVE_TYPES:
+        dtype, bias, whole = _NATIVE_TYPES[arrow_type], 0.0, type_name == "int"
+    elif type_name == "date" and pa.types.is_date32(arrow_type):
+        dtype, bias, whole = np.int32, float(_EPOCH_ORDINAL), False
+    else:
+        return False
+    has_range, low, high, closed = False, 0.0, 0.0, 0
+    if constraint is not None:
+        low_value, high_value, low_closed, high_closed = constraint[1]
+        encode = (lambda v: float(v.toordinal())) if type_name == "date" else float
+        has_range, low, high, closed = True, encode(low_value), encode(high_value), low_closed + 2 * high_closed
+    start = 0
+    for chunk in column.chunks:
+        length = len(chunk)
+        validity_buffer, data_buffer = chunk.buffers()[:2]
+        raw = np.frombuffer(data_buffer, dtype=dtype, count=chunk.offset + length)[chunk.offset :]
+        validity = (
+            np.frombuffer(validity_buffer, dtype=np.uint8)
+            if validity_buffer is not None and chunk.null_count
+            else np.zeros(0, dtype=np.uint8)
+        )
+        rows = slice(start, start + length)
+        encode_numbers(
+            raw, validity, chunk.offset, bias, whole, has_range, low, high, closed, required,
+            values[rows], missing[rows], needs_check.view(np.uint8)[rows],
+        )
+        start += length
+    return True
+
+
 def _encode(column, type_name: str, frame, arrays, constraint):
     """(encoded values, rows plainly valid) for one column, or (None, None) when only the validator can tell."""
     arrow_type = column.type
     if type_name in ("number", "int") and (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)):
-        raw = column.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        # Unsafe: whole numbers beyond 2**53 round, and the size check below sends them to the validator.
+        raw = column.cast(pa.float64(), safe=False).fill_null(0.0).to_numpy(zero_copy_only=False)
         fine = np.isfinite(raw) & (np.abs(raw) < _EXACT)
         if type_name == "int":
             fine &= np.floor(raw) == raw

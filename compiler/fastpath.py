@@ -56,6 +56,11 @@ def runner(arrays: PolicyArrays):
     return _PythonRunner(arrays)
 
 
+def column_encoder():
+    """The kernel's `encode_numbers` (one pass per numeric input column in a batch), or None without it."""
+    return None if _kernel is None else _kernel.encode_numbers
+
+
 def describe() -> str:
     """One line for `decide version`, /healthz and decision logs."""
     if IMPLEMENTATION == "cython":

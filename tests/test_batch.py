@@ -134,3 +134,16 @@ def test_policies_with_list_inputs_take_the_single_record_path() -> None:
     assert batch.column("vip").to_pylist() == [True, False, None]
     assert batch.column("trace").to_pylist()[:2] == [["r:R1"], ["r:-"]]
     assert "tags: required field is null" in batch.column("error").to_pylist()[2]
+
+
+def test_whole_numbers_beyond_2_53_in_an_int64_column_get_the_single_record_error() -> None:
+    policy = compile_source(
+        'policy big:\n    title: "t"\n\ninput:\n    n: int\n    x: number\n\noutput:\n    o: int = 0\n',
+        "big.policy",
+    )
+    rows = [{"n": 2**53 + 1, "x": 1}, {"n": 7, "x": -(2**62)}, {"n": 7, "x": 2}]
+    table = pa.Table.from_pylist(rows, schema=pa.schema([("n", pa.int64()), ("x", pa.int64())]))
+    batch = policy.evaluate_batch(table, as_of="2026-11-21")
+    expected = row_by_row(policy, rows, as_of="2026-11-21")
+    assert [e["error"] for e in expected][:2] != [None, None]
+    assert batch.column("error").to_pylist() == [e["error"] for e in expected]

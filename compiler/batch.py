@@ -1,0 +1,335 @@
+"""Batch evaluation: a table of records -> a table of decisions, one row each.
+
+Input: a `CompiledPolicy`, a pyarrow Table (or pandas DataFrame), the
+evaluation date (or the name of a date column), the named lists. Output: a
+pyarrow Table with one column per output, `reasons` (list of strings),
+`trace` if asked, and `error` (null where the row was decided).
+
+The stages, in order:
+
+1. dates: each row's evaluation date (`as_of` or a date column);
+2. columns: inputs encoded and checked column-wise (`compiler/columns.py`);
+   rows the column checks cannot vouch for go through the single-record
+   validator, so an input error reads exactly as `evaluate` words it;
+3. the GIL-free kernel over all rows, in chunks on a thread pool (the GIL is
+   released, so the chunks run on every core); a row it bails on (an escape
+   it does not run, an evaluation error) is left for
+4. the Python path, on just those rows, which gives their exact results or
+   error messages;
+5. assembly of the Arrow columns.
+
+Without the Cython kernel (or with `trace=True`, or for a policy with list
+inputs, list outputs or a collect table) stage 3 is skipped and every row
+takes stage 4.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from compiler import opcodes as O
+from compiler.columns import encode_columns, has_list_inputs
+from compiler.evaluation import build_result, prepare_lists, resolve_as_of
+from dsl.diagnostics import EvaluationError, InputError
+
+CHUNK_ROWS = 1 << 16
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+_pool: ThreadPoolExecutor | None = None
+
+
+def evaluate_batch(
+    compiled,
+    table,
+    *,
+    as_of: _dt.date | str | None = None,
+    lists: Mapping[str, Iterable[Any]] | None = None,
+    ignore_extra: bool = False,
+    trace: bool = False,
+    threads: int | None = None,
+) -> pa.Table:
+    """Evaluate every row of `table` on `compiled`; see the module docstring for the stages."""
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    date_column = as_of if isinstance(as_of, str) and as_of in table.column_names else None
+    inputs_table = table.drop_columns([date_column]) if date_column else table
+    prepared = prepare_lists(compiled.store_lists, lists)
+    arrays = compiled.arrays
+    runner = compiled.runner
+    n_rows = table.num_rows
+    errors: dict[int, str] = {}
+    status = np.zeros(n_rows, dtype=np.uint8)  # 1: the row has its error; 2: the GIL-free path left it
+    today = _row_dates(table, date_column, as_of, errors, status)
+    if has_list_inputs(arrays):
+        # List-valued inputs are Python objects per row: every row takes the single-record path.
+        return _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trace, ignore_extra)
+    frame = runner.new_frame(prepared)
+    values, missing = _encode_inputs(compiled, inputs_table, frame, ignore_extra, errors, status)
+    n_outputs = len(arrays.output_names)
+    out_values = np.zeros((n_outputs, n_rows))
+    out_missing = np.ones((n_outputs, n_rows), dtype=np.uint8)
+    reason_count = np.zeros(n_rows, dtype=np.int32)
+    reason_ids = np.zeros(0, dtype=np.int32)
+    native = getattr(runner, "native", False) and not trace
+    if native:
+        reason_ids = _run_native(
+            runner, arrays, frame, prepared, values, missing, today, status, out_values, out_missing, reason_count,
+            threads,
+        )
+        python_rows = np.flatnonzero(status == 2)
+    else:
+        python_rows = np.flatnonzero(status == 0)
+    python_reasons, traces, object_outputs = _run_python(
+        runner, frame, values, missing, today, python_rows, out_values, out_missing, trace, errors
+    )
+    columns: dict[str, pa.Array] = {}
+    strings = pa.array(list(arrays.strings) + list(frame.extra_strings), type=pa.string())
+    for index, name in enumerate(arrays.output_names):
+        slot_type = int(arrays.slot_types[arrays.output_slots[index]])
+        if index in object_outputs:
+            columns[name] = pa.array(object_outputs[index])
+        else:
+            columns[name] = _output_column(out_values[index], out_missing[index].astype(bool), slot_type, strings)
+    error_rows = np.zeros(n_rows, dtype=bool)
+    error_rows[list(errors)] = True
+    columns["reasons"] = _reasons_column(
+        frame, reason_count, reason_ids, python_rows, python_reasons, error_rows, native
+    )
+    if trace:
+        columns["trace"] = pa.array(traces, type=pa.list_(pa.string()))
+    columns["error"] = _error_column(errors, n_rows)
+    return pa.table(columns)
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def _row_dates(table: pa.Table, date_column: str | None, as_of, errors: dict[int, str], status) -> np.ndarray:
+    """The evaluation date (as a day ordinal) of every row; a row with a bad date gets its error."""
+    n_rows = table.num_rows
+    if date_column is None:
+        return np.full(n_rows, float(resolve_as_of(as_of).toordinal()))
+    column = table.column(date_column)
+    if pa.types.is_date32(column.type) and column.null_count == 0:
+        return column.cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.float64) + _EPOCH_ORDINAL
+    today = np.zeros(n_rows)
+    for row, value in enumerate(column.to_pylist()):
+        try:
+            if value is None:
+                raise EvaluationError(f"as_of: the date column '{date_column}' is empty in this row")
+            today[row] = float(resolve_as_of(value).toordinal())
+        except EvaluationError as exc:
+            errors[row] = str(exc)
+            status[row] = 1
+    return today
+
+
+def _encode_inputs(compiled, inputs_table: pa.Table, frame, ignore_extra: bool, errors, status):
+    """Encoded input columns; rows the column checks cannot vouch for are validated one by one."""
+    arrays = compiled.arrays
+    values, missing, needs_check = encode_columns(inputs_table, compiled.validator, arrays, frame, ignore_extra)
+    slot_types = [int(arrays.slot_types[slot]) for slot in arrays.input_slots]
+    for row in np.flatnonzero(needs_check & (status == 0)):
+        record = inputs_table.slice(int(row), 1).to_pylist()[0]
+        try:
+            checked = compiled.validator.validate(record, ignore_extra=ignore_extra)
+        except InputError as exc:
+            errors[int(row)] = str(exc)
+            status[row] = 1
+            continue
+        for position, name in enumerate(arrays.input_names):
+            value = checked.get(name)
+            missing[position, row] = value is None
+            if value is not None:
+                values[position, row] = frame.encode(value, slot_types[position])
+    return values, missing
+
+
+def _list_members(arrays, frame, prepared) -> np.ndarray:
+    """members[escape, string id]: whether each string of the batch is in the named list an escape tests."""
+    texts = list(arrays.strings) + list(frame.extra_strings)
+    members = np.zeros((max(len(arrays.escapes), 1), len(texts)), dtype=np.uint8)
+    for index, escape in enumerate(arrays.escapes):
+        if escape.name == "in_list" and tuple(escape.arg_types) == (O.T_STR,) and escape.detail in prepared:
+            listed = prepared[escape.detail]
+            members[index] = np.fromiter((text in listed for text in texts), dtype=bool, count=len(texts))
+    return members
+
+
+def _run_native(
+    runner, arrays, frame, prepared, values, missing, today, status, out_values, out_missing, reason_count, threads
+):
+    """Stage 3: every row not already in error on the GIL-free kernel; returns the decided rows' reason ids."""
+    from compiler._fastpath import NATIVE_REASONS_CAPACITY
+
+    members = _list_members(arrays, frame, prepared)
+    n_strings = len(arrays.strings) + len(frame.extra_strings)
+    n_rows = len(today)
+    bounds = [(start, min(start + CHUNK_ROWS, n_rows)) for start in range(0, n_rows, CHUNK_ROWS)]
+
+    def run(bound: tuple[int, int]) -> np.ndarray:
+        start, end = bound
+        ids = np.empty((end - start) * NATIVE_REASONS_CAPACITY, dtype=np.int32)
+        written = runner.native_rows(
+            values, missing, today, status, out_values, out_missing, members, start, end, reason_count, ids, n_strings
+        )
+        return ids[:written].copy()
+
+    workers = threads if threads is not None else (os.cpu_count() or 1)
+    if workers <= 1 or len(bounds) <= 1:
+        parts = [run(bound) for bound in bounds]
+    else:
+        parts = list(_thread_pool().map(run, bounds))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="decide-batch")
+    return _pool
+
+
+def _run_python(runner, frame, values, missing, today, rows, out_values, out_missing, trace, errors):
+    """Stage 4: `rows` on the Python path; returns their reasons, the traces (all rows) and list outputs."""
+    n_rows = len(today)
+    n_outputs = out_values.shape[0]
+    sub_values = np.zeros((n_outputs, len(rows)))
+    sub_missing = np.ones((n_outputs, len(rows)), dtype=np.uint8)
+    skip = np.zeros(len(rows), dtype=np.uint8)
+    reasons, sub_traces, evaluation_errors, sub_objects = runner.evaluate_columns(
+        frame,
+        np.ascontiguousarray(values[:, rows]),
+        np.ascontiguousarray(missing[:, rows]),
+        np.ascontiguousarray(today[rows]),
+        skip,
+        sub_values,
+        sub_missing,
+        trace,
+    )
+    out_values[:, rows] = sub_values
+    out_missing[:, rows] = sub_missing
+    for position, message in enumerate(evaluation_errors):
+        if message is not None:
+            errors[int(rows[position])] = message
+    traces = None
+    if trace:
+        traces = [None] * n_rows
+        for position, row in enumerate(rows):
+            traces[row] = sub_traces[position]
+    object_outputs = {}
+    for index, sub in sub_objects.items():
+        column: list = [None] * n_rows
+        for position, row in enumerate(rows):
+            column[row] = sub[position]
+        object_outputs[index] = column
+    return reasons, traces, object_outputs
+
+
+def _reasons_column(frame, native_count, native_ids, python_rows, python_reasons, error_rows, native) -> pa.Array:
+    """Stage 5 for `reasons`: the kernel's id runs and the Python path's lists, merged in row order."""
+    n_rows = len(native_count)
+    count = native_count.astype(np.int64)
+    python_ids = []
+    for position, row in enumerate(python_rows):
+        codes = python_reasons[position]
+        if codes:
+            python_ids.append((row, [frame.intern(code) for code in codes]))
+            count[row] = len(codes)
+    offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(count, out=offsets[1:])
+    if python_ids:
+        flat = np.empty(int(offsets[-1]), dtype=np.int32)
+        if native and len(native_ids):
+            native_offsets = np.zeros(n_rows + 1, dtype=np.int64)
+            np.cumsum(native_count, out=native_offsets[1:])
+            row_of_id = np.repeat(np.arange(n_rows), native_count)
+            within = np.arange(len(native_ids)) - native_offsets[row_of_id]
+            flat[offsets[row_of_id] + within] = native_ids
+        for row, ids in python_ids:
+            flat[offsets[row] : offsets[row] + len(ids)] = ids
+    else:
+        flat = native_ids
+    strings = pa.array(list(frame.p.arrays.strings) + list(frame.extra_strings), type=pa.string())
+    items = strings.take(pa.array(flat, type=pa.int32()))
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items, mask=pa.array(error_rows))
+
+
+def _error_column(errors: dict[int, str], n_rows: int) -> pa.Array:
+    if not errors:
+        return pa.nulls(n_rows, type=pa.string())
+    column: list[str | None] = [None] * n_rows
+    for row, message in errors.items():
+        column[row] = message
+    return pa.array(column, type=pa.string())
+
+
+def _output_column(values, missing, slot_type: int, strings):
+    if slot_type == O.T_NUM:
+        return pa.array(values, type=pa.float64(), mask=missing)
+    if slot_type == O.T_INT:
+        return pa.array(values.astype(np.int64), type=pa.int64(), mask=missing)
+    if slot_type == O.T_BOOL:
+        return pa.array(values != 0.0, type=pa.bool_(), mask=missing)
+    if slot_type == O.T_STR:
+        indices = pa.array(values.astype(np.int32), type=pa.int32(), mask=missing)
+        return pa.DictionaryArray.from_arrays(indices, strings).cast(pa.string())
+    # Dates, as the single-record result shows them: YYYY-MM-DD.
+    days = pa.array((values - _EPOCH_ORDINAL).astype(np.int32), type=pa.int32(), mask=missing)
+    return days.cast(pa.date32()).cast(pa.string())
+
+
+# ----------------------------------------------------------------------------- list inputs
+
+
+def _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trace, ignore_extra) -> pa.Table:
+    """One row at a time, for policies with list-valued inputs."""
+    arrays = compiled.arrays
+    output_names = list(arrays.output_names)
+    results: dict[str, list] = {name: [] for name in [*output_names, "reasons"]}
+    traces: list = []
+    for row, record in enumerate(inputs_table.to_pylist()):
+        result: dict[str, Any] = {name: None for name in results}
+        entries = None
+        if not status[row]:
+            try:
+                values = compiled.validator.validate(record, ignore_extra=ignore_extra)
+                day = _dt.date.fromordinal(int(today[row]))
+                outputs, entries = compiled.runner.evaluate(values, day, prepared)
+                result = build_result(compiled.name, outputs, entries, trace=True, version=None)["outputs"]
+            except (InputError, EvaluationError) as exc:
+                errors[row] = str(exc)
+                entries = None
+        for name in results:
+            results[name].append(result[name])
+        traces.append(entries)
+    columns = {name: _column(values, _arrow_type(arrays, name)) for name, values in results.items()}
+    if trace:
+        columns["trace"] = pa.array(traces, type=pa.list_(pa.string()))
+    columns["error"] = _error_column(errors, len(today))
+    return pa.table(columns)
+
+
+def _arrow_type(arrays, output: str):
+    if output == "reasons":
+        return pa.list_(pa.string())
+    slot = arrays.output_slots[arrays.output_names.index(output)]
+    return {
+        O.T_NUM: pa.float64(),
+        O.T_INT: pa.int64(),
+        O.T_BOOL: pa.bool_(),
+        O.T_STR: pa.string(),
+        O.T_DATE: pa.string(),
+    }.get(int(arrays.slot_types[slot]))
+
+
+def _column(values: list, arrow_type):
+    if arrow_type is None:  # lists of values or records: let arrow infer the nested type
+        return pa.array(values)
+    return pa.array(values, type=arrow_type)
