@@ -25,6 +25,7 @@ import numpy as np
 from compiler import evaluate_arrays as _twin
 from compiler import opcodes as O
 from compiler.arrays import PolicyArrays
+from compiler.values import ValueProblem as _ValueProblem, parse_date as _parse_date
 from dsl.diagnostics import EvaluationError as _EvaluationError
 
 cdef double MAX_EXACT_INT = 9007199254740992.0
@@ -339,6 +340,9 @@ def _runs_natively(arrays):
             and all(kind != S_TABLE_COLLECT for kind in arrays.stmt_kind))
 
 
+_ABSENT = object()
+
+
 class _StopPolicy(Exception):
     pass
 
@@ -427,6 +431,7 @@ cdef class Runner:
     cdef readonly bint native
     cdef int n_trees, n_trace_events
     cdef dict trace_cache
+    cdef list input_checks  # from `vouch_inputs`: the validator's fast checks, per input
 
     def __init__(self, arrays: PolicyArrays):
         self.arrays = arrays
@@ -535,59 +540,165 @@ cdef class Runner:
 
     cdef _evaluate_native(self, dict record, double today, lists):
         cdef Machine* m = _machine_new(self.n_slots, self.max_stack, self.n_trees, self.n_trace_events, True)
-        cdef int i, slot, type_
+        cdef int i
         cdef list extra = []
-        extra_ids = None
+        extra_ids = {}
         try:
-            m.lists = <PyObject*> lists
-            m.extra_strings = <PyObject*> extra
             self._n_reset(m, today)
             for i in range(self.n_inputs):
                 value = record.get(self.input_names[i])
-                if value is None:
-                    continue
-                slot = self.input_slots[i]
-                type_ = self.slot_types[slot]
-                if type_ == T_STR:
-                    index = self.string_ids.get(value)
-                    if index is None:
-                        if extra_ids is None:
-                            extra_ids = {}
-                        index = extra_ids.get(value)
-                        if index is None:
-                            index = extra_ids[value] = self.n_pool + len(extra)
-                            extra.append(value)
-                    m.value[slot] = <double> index
-                elif type_ == T_NUM or type_ == T_INT:
-                    m.value[slot] = <double> value
-                elif type_ == T_BOOL:
-                    m.value[slot] = 1.0 if value else 0.0
-                else:
-                    m.value[slot] = <double> value.toordinal()
-                m.missing[slot] = 0
-            m.n_strings = self.n_pool + len(extra)
-            if self._n_statements(m) != N_OK or not self._n_outputs_ok(m):
-                return None
-            outputs = {}
-            for i in range(self.n_outputs):
-                slot = self.output_slots[i]
-                type_ = self.slot_types[slot]
-                if m.missing[slot]:
-                    outputs[self.output_names[i]] = None
-                elif type_ == T_NUM:
-                    outputs[self.output_names[i]] = m.value[slot]
-                elif type_ == T_INT:
-                    outputs[self.output_names[i]] = <long long> m.value[slot]
-                elif type_ == T_BOOL:
-                    outputs[self.output_names[i]] = m.value[slot] != 0.0
-                elif type_ == T_STR:
-                    outputs[self.output_names[i]] = self._text(<int> m.value[slot], extra)
-                else:
-                    outputs[self.output_names[i]] = _dt.date.fromordinal(<int> m.value[slot])
-            outputs["reasons"] = [self._text(m.reasons[i], extra) for i in range(m.n_reasons)]
-            return outputs, self._trace_entries(m)
+                if value is not None:
+                    self._load(m, self.input_slots[i], value, extra, extra_ids)
+            return self._native_outcome(m, lists, extra, False)
         finally:
             _machine_free(m)
+
+    def evaluate_record(self, record, today, lists, bint ignore_extra):
+        """A raw record straight onto the GIL-free path: (outputs as JSON values, trace), or None.
+
+        The kernel vouches for the record itself with the validator's fast checks (`vouch_inputs`);
+        None when it cannot (any value that is not plainly fine, an unknown field) or when the path
+        bails. The caller then validates and evaluates the ordinary way, which words every error.
+        """
+        if not self.native or self.input_checks is None or type(record) is not dict:
+            return None
+        cdef Machine* m = _machine_new(self.n_slots, self.max_stack, self.n_trees, self.n_trace_events, True)
+        cdef int i, type_, closed, present = 0
+        cdef double x, low, high
+        cdef list extra = []
+        extra_ids = {}
+        cdef dict values = record
+        try:
+            self._n_reset(m, <double> today.toordinal())
+            for i in range(self.n_inputs):
+                name, type_, optional, closed, low, high, allowed = self.input_checks[i]
+                raw = values.get(name, _ABSENT)
+                if raw is _ABSENT or raw is None:
+                    if not optional:
+                        return None
+                    present += raw is None
+                    continue
+                present += 1
+                kind = type(raw)
+                if type_ == T_NUM:
+                    if not ((kind is float or kind is int) and -MAX_EXACT_INT < raw < MAX_EXACT_INT):
+                        return None
+                    x = <double> raw
+                elif type_ == T_INT:
+                    if not (kind is int and -MAX_EXACT_INT <= raw <= MAX_EXACT_INT):
+                        return None
+                    x = <double> raw
+                elif type_ == T_DATE:
+                    if kind is str:
+                        try:
+                            raw = _parse_date(raw)
+                        except _ValueProblem:
+                            return None
+                    elif kind is not _dt.date:
+                        return None
+                    x = <double> raw.toordinal()
+                elif type_ == T_STR:
+                    if kind is not str or (allowed is not None and raw not in allowed):
+                        return None
+                    self._load(m, self.input_slots[i], raw, extra, extra_ids)
+                    continue
+                elif type_ == T_BOOL:
+                    if kind is not bool:
+                        return None
+                    x = 1.0 if raw else 0.0
+                else:
+                    return None
+                if closed >= 0 and not ((x >= low if closed & 1 else x > low) and (x <= high if closed & 2 else x < high)):
+                    return None
+                m.value[self.input_slots[i]] = x
+                m.missing[self.input_slots[i]] = 0
+            if not ignore_extra and present != len(values):
+                return None  # a field the policy does not declare: the validator words the error
+            return self._native_outcome(m, lists, extra, True)
+        finally:
+            _machine_free(m)
+
+    def vouch_inputs(self, plans):
+        """Take the input validator's plans, for `evaluate_record` to vouch for plainly valid records.
+
+        Per input: (name, type, optional, closed, low, high, allowed strings). `closed` is -1 without a
+        range (else 1 low end closed + 2 high end closed); an input whose allowed values this cannot
+        check exactly (a set of numbers, bounds a double does not hold) is never vouched for.
+        """
+        checks = []
+        for (name, type_name, type_ref, optional, pii, constraint), slot in zip(plans, self.input_names):
+            type_ = {"number": T_NUM, "int": T_INT, "bool": T_BOOL, "string": T_STR, "date": T_DATE}.get(type_name, -1)
+            closed, low, high, allowed = -1, 0.0, 0.0, None
+            if constraint is not None and constraint[0] == "set":
+                if type_ != T_STR or not all(type(member) is str for member in constraint[1]):
+                    type_ = -1
+                allowed = frozenset(constraint[1])
+            elif constraint is not None:
+                low_value, high_value, low_closed, high_closed = constraint[1]
+                if type_ == T_DATE:
+                    low, high = low_value.toordinal(), high_value.toordinal()
+                elif float(low_value) == low_value and float(high_value) == high_value:
+                    low, high = float(low_value), float(high_value)
+                else:
+                    type_ = -1
+                closed = low_closed + 2 * high_closed
+            checks.append((name, type_, optional, closed, low, high, allowed))
+        self.input_checks = checks
+
+    cdef _load(self, Machine* m, int slot, value, list extra, dict extra_ids):
+        """A validated value into its slot (strings interned: the pool's ids, then this record's own)."""
+        cdef int type_ = self.slot_types[slot]
+        if type_ == T_STR:
+            index = self.string_ids.get(value)
+            if index is None:
+                index = extra_ids.get(value)
+                if index is None:
+                    index = extra_ids[value] = self.n_pool + len(extra)
+                    extra.append(value)
+            m.value[slot] = <double> index
+        elif type_ == T_NUM or type_ == T_INT:
+            m.value[slot] = <double> value
+        elif type_ == T_BOOL:
+            m.value[slot] = 1.0 if value else 0.0
+        else:
+            m.value[slot] = <double> value.toordinal()
+        m.missing[slot] = 0
+
+    cdef _native_outcome(self, Machine* m, lists, list extra, bint as_json):
+        """Run a loaded machine: (outputs with reasons, trace), or None where it bails.
+
+        `as_json` gives the values of the result object (spec §6: whole numbers as ints, dates as
+        YYYY-MM-DD), else Python values as `evaluate` returns them.
+        """
+        cdef int i, slot, type_
+        cdef double v
+        m.lists = <PyObject*> lists
+        m.extra_strings = <PyObject*> extra
+        m.n_strings = self.n_pool + len(extra)
+        if self._n_statements(m) != N_OK or not self._n_outputs_ok(m):
+            return None
+        outputs = {}
+        for i in range(self.n_outputs):
+            slot = self.output_slots[i]
+            type_ = self.slot_types[slot]
+            v = m.value[slot]
+            if m.missing[slot]:
+                value = None
+            elif type_ == T_NUM:
+                value = <long long> v if as_json and floor(v) == v and fabs(v) <= MAX_EXACT_INT else v
+            elif type_ == T_INT:
+                value = <long long> v
+            elif type_ == T_BOOL:
+                value = v != 0.0
+            elif type_ == T_STR:
+                value = self._text(<int> v, extra)
+            else:
+                value = _dt.date.fromordinal(<int> v)
+                if as_json:
+                    value = value.isoformat()
+            outputs[self.output_names[i]] = value
+        outputs["reasons"] = [self._text(m.reasons[i], extra) for i in range(m.n_reasons)]
+        return outputs, self._trace_entries(m)
 
     cdef inline str _text(self, int index, list extra):
         return self.strings[index] if index < self.n_pool else extra[index - self.n_pool]

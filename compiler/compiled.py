@@ -125,6 +125,7 @@ class CompiledPolicy:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptArtefact(f"compiled policy '{arrays.name}' has unreadable metadata ({exc!r})") from None
         self._runner = None
+        self._vouched = False
         self.validator = InputValidator(self.inputs)
 
     @classmethod
@@ -169,7 +170,11 @@ class CompiledPolicy:
     def runner(self):
         """The active implementation's evaluator for these arrays, built on first use."""
         if self._runner is None:
-            self._runner = fastpath.runner(self.arrays)
+            runner = fastpath.runner(self.arrays)
+            self._vouched = hasattr(runner, "vouch_inputs")
+            if self._vouched:
+                runner.vouch_inputs(self.validator.plans)
+            self._runner = runner
         return self._runner
 
     def evaluate(
@@ -183,9 +188,22 @@ class CompiledPolicy:
         version: int | None = None,
     ) -> dict[str, Any]:
         """Validate `record` and evaluate it on the decision trees; the result object of spec §6."""
-        values = self.validator.validate(record, ignore_extra=ignore_extra)
         today = resolve_as_of(as_of)
-        outputs, trace_entries = self.runner.evaluate(values, today, prepare_lists(self.store_lists, lists))
+        lists = prepare_lists(self.store_lists, lists)
+        runner = self.runner
+        if self._vouched:
+            # The kernel checks a plainly valid record itself and builds the result's values directly.
+            decided = runner.evaluate_record(record, today, lists, ignore_extra)
+            if decided is not None:
+                result: dict[str, Any] = {"policy": self.name}
+                if version is not None:
+                    result["version"] = version
+                result["outputs"] = decided[0]
+                if trace:
+                    result["trace"] = decided[1]
+                return result
+        values = self.validator.validate(record, ignore_extra=ignore_extra)
+        outputs, trace_entries = runner.evaluate(values, today, lists)
         return build_result(self.name, outputs, trace_entries, trace=trace, version=version)
 
     def evaluate_batch(

@@ -292,3 +292,89 @@ def test_encoded_batches_keep_single_record_errors() -> None:
     expected = row_by_row(policy, rows, as_of="2026-11-21")
     assert [e["error"] for e in expected][1:] == result.column("error").to_pylist()[1:]
     assert result.column("error").to_pylist()[0] is None and all(e is not None for e in expected[1:])
+
+
+# ----------------------------------------------------------------------------- records vouched for by the kernel
+
+VOUCHED = """policy vouched:
+    title: "t"
+
+input:
+    count: int in [0..100]
+    amount: number optional
+    segment: string in {"retail", "sme"}
+    opened: date optional in [date("2000-01-01")..date("2030-12-31")]
+    active: bool optional
+    rank: int optional in {1, 2}
+
+output:
+    label: string optional
+    total: number = 0
+    since: date optional
+
+rules r (all):
+    rule A:
+        when count > 10 and active
+        then label = segment, reason "A"
+    rule B:
+        when amount is not missing
+        then total = amount * 2 + count, since = opened
+"""
+
+GOOD = {"count": 12, "amount": 2.5, "segment": "sme", "opened": "2020-02-29", "active": True}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        GOOD,
+        dict(GOOD, opened=_dt.date(2020, 2, 29), amount=3),
+        dict(GOOD, amount=None, active=None, opened=None),
+        {"count": 0, "segment": "retail"},
+    ],
+)
+def test_plainly_valid_records_are_vouched_for_and_decided_as_the_reference_does(record) -> None:
+    policy = compile_source(VOUCHED, "vouched.policy")
+    compiled = policy.compiled
+    assert compiled.runner.evaluate_record(record, AS_OF, policy.prepare_lists({}), False) is not None
+    assert policy.evaluate(record, as_of=AS_OF) == policy.evaluate(record, as_of=AS_OF, engine="reference")
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        dict(GOOD, count=101),  # outside its range
+        dict(GOOD, count=12.0),  # a whole float for an int: the validator converts it
+        dict(GOOD, count=True),  # a bool is not a number
+        dict(GOOD, amount=float("nan")),
+        dict(GOOD, amount=2**53),
+        dict(GOOD, segment="corporate"),  # not an allowed value
+        dict(GOOD, opened="2020-02-30"),  # not a date
+        dict(GOOD, opened="1999-12-31"),  # outside its range
+        dict(GOOD, active=1),  # not a bool
+        dict(GOOD, rank=1),  # a set of numbers: never vouched for
+        dict(GOOD, extra=1),  # an unknown field
+        {k: v for k, v in GOOD.items() if k != "count"},  # a required field missing
+        dict(GOOD, count=None),  # ... or null
+    ],
+)
+def test_records_that_are_not_plainly_valid_go_to_the_validator(record) -> None:
+    policy = compile_source(VOUCHED, "vouched.policy")
+    assert policy.compiled.runner.evaluate_record(record, AS_OF, policy.prepare_lists({}), False) is None
+    assert _outcome(policy, record, "compiled") == _outcome(policy, record, "reference")
+
+
+def test_unknown_fields_are_vouched_for_when_ignored() -> None:
+    policy = compile_source(VOUCHED, "vouched.policy")
+    record = dict(GOOD, extra=1)
+    assert policy.compiled.runner.evaluate_record(record, AS_OF, policy.prepare_lists({}), True) is not None
+    assert policy.evaluate(record, as_of=AS_OF, ignore_extra=True) == policy.evaluate(
+        record, as_of=AS_OF, ignore_extra=True, engine="reference"
+    )
+
+
+def _outcome(policy, record, engine):
+    try:
+        return policy.evaluate(record, as_of=AS_OF, engine=engine)
+    except (InputError, EvaluationError) as exc:
+        return (type(exc).__name__, str(exc))
