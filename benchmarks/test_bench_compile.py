@@ -16,6 +16,7 @@ import pytest
 
 import dsl
 from benchmarks.generate import generated_policy
+from benchmarks.stats import record_p99
 from compiler import check_source, compile_file, fastpath
 from compiler.arrays import compile_arrays
 from compiler.lower import lower
@@ -73,3 +74,29 @@ def test_evaluate_single(benchmark, path: Path, engine: str) -> None:
     result = benchmark(policy.evaluate, case["input"], as_of=as_of, lists=lists, engine=engine)
     assert result["policy"] == policy.name
     benchmark.extra_info["implementation"] = fastpath.IMPLEMENTATION if engine == "compiled" else "reference"
+    record_p99(benchmark)
+
+
+BATCH_ROWS = 1_000_000
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_evaluate_batch_example(benchmark, path: Path) -> None:
+    """`evaluate_batch` on 1,000,000 rows: the policy's valid test cases, repeated (one evaluation date)."""
+    import numpy as np
+    import pyarrow as pa
+
+    policy = compile_file(path)
+    cases = [c for c in load_cases(path.with_suffix(".tests.json")) if "error" not in c["expect"]]
+    as_of = cases[0].get("as_of", "2026-11-21")
+    cases = [c for c in cases if c.get("as_of", "2026-11-21") == as_of and not c.get("lists")]
+    table = pa.Table.from_pylist([c["input"] for c in cases])
+    table = table.take(np.arange(BATCH_ROWS) % table.num_rows)
+    lists = {name: [] for name in policy.store_lists}
+    out = benchmark.pedantic(
+        policy.evaluate_batch, args=(table,), kwargs={"as_of": as_of, "lists": lists}, rounds=3, warmup_rounds=1
+    )
+    assert out.num_rows == BATCH_ROWS and out.column("error").null_count == BATCH_ROWS
+    stats = getattr(getattr(benchmark, "stats", None), "stats", None)
+    if stats is not None and stats.rounds:
+        benchmark.extra_info["decisions_per_s"] = round(BATCH_ROWS / stats.median)

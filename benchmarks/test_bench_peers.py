@@ -35,6 +35,7 @@ from benchmarks import data
 from benchmarks.peers import zen_graph
 from benchmarks.peers.build import ColumnarUnavailable, columns_from_table, load_columnar
 from benchmarks.peers.plain_python import decide
+from benchmarks.stats import record_p99
 from compiler import compile_file
 from compiler.testcases import load_cases
 
@@ -255,6 +256,7 @@ def test_single_plain_python(benchmark, single_case) -> None:
     blacklist = frozenset(single_case["lists"]["blacklist"])
     result = benchmark(decide, single_case["input"], blacklist)
     assert result["decision"] == "approve"
+    record_p99(benchmark)
 
 
 @pytest.mark.benchmark(group=SINGLE)
@@ -263,6 +265,7 @@ def test_single_zen(benchmark, zen_decision, single_case) -> None:
     context = zen_graph.context(single_case["input"], single_case["lists"]["blacklist"])
     response = benchmark(zen_decision.evaluate, context)
     assert response["result"]["decision"] == "approve"
+    record_p99(benchmark)
 
 
 @pytest.mark.benchmark(group=SINGLE)
@@ -283,6 +286,7 @@ def test_single_decide_compiled(benchmark, policy, single_case) -> None:
     as_of = datetime.date.fromisoformat(AS_OF)
     result = benchmark(policy.evaluate, single_case["input"], as_of=as_of, lists=lists, **options)
     assert result["outputs"]["decision"] == "approve"
+    record_p99(benchmark)
 
 
 # ----------------------------------------------------------------------------- large tier
@@ -341,11 +345,12 @@ def test_large_plain_python(benchmark) -> None:
 
 
 @pytest.mark.benchmark(group=LARGE)
-def test_large_decide_evaluate_batch(benchmark, policy) -> None:
-    """PLACEHOLDER: Decide's compiled `policy.evaluate_batch(table)`; skipped until it exists."""
-    options = batch_options(policy)
+@pytest.mark.parametrize("threads", [None, 1], ids=["all cores", "one thread"])
+def test_large_decide_evaluate_batch(benchmark, policy, threads) -> None:
+    """Decide's `policy.evaluate_batch(table)`: on every core (the default), and on one thread."""
+    options = batch_options(policy) | ({} if threads is None else {"threads": threads})
     table = data.load_table(LARGE_ROWS)
-    out = benchmark.pedantic(policy.evaluate_batch, args=(table,), kwargs=options, rounds=3, warmup_rounds=1)
+    out = benchmark.pedantic(policy.evaluate_batch, args=(table,), kwargs=options, rounds=5, warmup_rounds=1)
     assert out.num_rows == LARGE_ROWS
     _per_row(benchmark, LARGE_ROWS)
 

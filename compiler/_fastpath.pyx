@@ -24,8 +24,8 @@ import numpy as np
 
 from compiler import evaluate_arrays as _twin
 from compiler import opcodes as O
-from compiler.arrays import PolicyArrays
-from compiler.values import ValueProblem as _ValueProblem, parse_date as _parse_date
+from compiler.arrays import ARRAY_FIELDS, PolicyArrays
+from compiler.values import ValueProblem as _ValueProblem, parse_date as _parse_date, round_half_away as _round_half_away
 from dsl.diagnostics import EvaluationError as _EvaluationError
 
 cdef double MAX_EXACT_INT = 9007199254740992.0
@@ -147,6 +147,8 @@ cdef enum:
     E_LEN_LIST = 3  # len(reason list)
     E_REASONS = 4  # the reasons so far, as a list
     E_IN_TEXT_VALUE = 5  # a string in a reason list
+    E_ROUND = 6  # round(number, int): the twin's exact decimal rounding, called under the GIL
+    E_ROUND_INT = 7  # round(int, int)
 
 cdef enum:
     REASONS_CAPACITY = 64  # reasons a row may collect on the GIL-free path (more: it bails)
@@ -284,6 +286,8 @@ def _escape_kinds(arrays):
         ("len", (T_OBJ,)): E_LEN_LIST,
         ("reasons", ()): E_REASONS,
         ("in_value", (T_STR, T_OBJ)): E_IN_TEXT_VALUE,
+        ("round", (T_NUM, T_INT)): E_ROUND,
+        ("round", (T_INT, T_INT)): E_ROUND_INT,
     }
     for index, escape in enumerate(arrays.escapes):
         kinds[index] = native.get((escape.name, tuple(escape.arg_types)), E_PYTHON)
@@ -347,7 +351,12 @@ class _StopPolicy(Exception):
     pass
 
 
-cdef size_t _pin(list pinned, array, dtype):
+cdef size_t _pin(list pinned, arrays, str field):
+    """The address of a C-contiguous copy (or view) of one of the arrays, of its dtype in ARRAY_FIELDS."""
+    return _pin_array(pinned, getattr(arrays, field), ARRAY_FIELDS[field])
+
+
+cdef size_t _pin_array(list pinned, array, dtype):
     """The address of a C-contiguous copy (or view) of `array`, kept alive in `pinned`; never empty."""
     contiguous = np.ascontiguousarray(array, dtype=dtype)
     if contiguous.size == 0:
@@ -448,10 +457,10 @@ cdef class Runner:
         self.string_ids = self.prepared.string_ids
         self.escape_list_names = [escape.detail for escape in arrays.escapes]
         fast_kind, fast_slot, fast_arg = _fast_tests(arrays)
-        self.escape_kind = <const signed char*> _pin(self.pinned, _escape_kinds(arrays), np.int8)
-        self.fast_kind = <const signed char*> _pin(self.pinned, fast_kind, np.int8)
-        self.fast_slot = <const int*> _pin(self.pinned, fast_slot, np.int32)
-        self.fast_arg = <const double*> _pin(self.pinned, fast_arg, np.float64)
+        self.escape_kind = <const signed char*> _pin_array(self.pinned, _escape_kinds(arrays), np.int8)
+        self.fast_kind = <const signed char*> _pin_array(self.pinned, fast_kind, np.int8)
+        self.fast_slot = <const int*> _pin_array(self.pinned, fast_slot, np.int32)
+        self.fast_arg = <const double*> _pin_array(self.pinned, fast_arg, np.float64)
         self.native = _runs_natively(arrays)
         self.n_trees = len(arrays.tree_root)
         self.n_trace_events = len(arrays.stmt_kind) + self.n_trees
@@ -459,60 +468,60 @@ cdef class Runner:
         self.leaf_trace = _leaf_trace_entries(arrays)
         self.input_names = list(arrays.input_names)
         self.output_names = list(arrays.output_names)
-        self.slot_types = <const signed char*> _pin(self.pinned, arrays.slot_types, np.int8)
-        self.code_op = <const short*> _pin(self.pinned, arrays.code_op, np.int16)
-        self.code_arg = <const double*> _pin(self.pinned, arrays.code_arg, np.float64)
-        self.code_span = <const int*> _pin(self.pinned, arrays.code_span, np.int32)
-        self.program_start = <const int*> _pin(self.pinned, arrays.program_start, np.int32)
-        self.set_values = <const double*> _pin(self.pinned, arrays.set_values, np.float64)
-        self.set_start = <const int*> _pin(self.pinned, arrays.set_start, np.int32)
-        self.range_low = <const double*> _pin(self.pinned, arrays.range_low, np.float64)
-        self.range_high = <const double*> _pin(self.pinned, arrays.range_high, np.float64)
-        self.range_flags = <const signed char*> _pin(self.pinned, arrays.range_flags, np.int8)
-        self.node_program = <const int*> _pin(self.pinned, arrays.node_program, np.int32)
-        self.node_true = <const int*> _pin(self.pinned, arrays.node_true, np.int32)
-        self.node_false = <const int*> _pin(self.pinned, arrays.node_false, np.int32)
-        self.node_missing = <const int*> _pin(self.pinned, arrays.node_missing, np.int32)
-        self.node_leaf = <const int*> _pin(self.pinned, arrays.node_leaf, np.int32)
-        self.node_item = <const int*> _pin(self.pinned, arrays.node_item, np.int32)
-        self.leaf_index = <const int*> _pin(self.pinned, arrays.leaf_index, np.int32)
-        self.leaf_label = <const int*> _pin(self.pinned, arrays.leaf_label, np.int32)
-        self.leaf_action_start = <const int*> _pin(self.pinned, arrays.leaf_action_start, np.int32)
-        self.leaf_action_end = <const int*> _pin(self.pinned, arrays.leaf_action_end, np.int32)
-        self.leaf_points = <const double*> _pin(self.pinned, arrays.leaf_points, np.float64)
-        self.leaf_reason = <const int*> _pin(self.pinned, arrays.leaf_reason, np.int32)
-        self.leaf_item = <const int*> _pin(self.pinned, arrays.leaf_item, np.int32)
-        self.action_kind = <const signed char*> _pin(self.pinned, arrays.action_kind, np.int8)
-        self.action_type = <const signed char*> _pin(self.pinned, arrays.action_type, np.int8)
-        self.action_slot = <const int*> _pin(self.pinned, arrays.action_slot, np.int32)
-        self.action_program = <const int*> _pin(self.pinned, arrays.action_program, np.int32)
-        self.action_output = <const int*> _pin(self.pinned, arrays.action_output, np.int32)
-        self.action_span = <const int*> _pin(self.pinned, arrays.action_span, np.int32)
-        self.tree_root = <const int*> _pin(self.pinned, arrays.tree_root, np.int32)
-        self.tree_program = <const int*> _pin(self.pinned, arrays.tree_program, np.int32)
-        self.tree_slot = <const int*> _pin(self.pinned, arrays.tree_slot, np.int32)
-        self.tree_item = <const int*> _pin(self.pinned, arrays.tree_item, np.int32)
-        self.tree_best = <const double*> _pin(self.pinned, arrays.tree_best, np.float64)
-        self.stmt_kind = <const signed char*> _pin(self.pinned, arrays.stmt_kind, np.int8)
-        self.stmt_descending = <const signed char*> _pin(self.pinned, arrays.stmt_descending, np.int8)
-        self.stmt_name = <const int*> _pin(self.pinned, arrays.stmt_name, np.int32)
-        self.stmt_slot = <const int*> _pin(self.pinned, arrays.stmt_slot, np.int32)
-        self.stmt_slot2 = <const int*> _pin(self.pinned, arrays.stmt_slot2, np.int32)
-        self.stmt_program = <const int*> _pin(self.pinned, arrays.stmt_program, np.int32)
-        self.stmt_tree_start = <const int*> _pin(self.pinned, arrays.stmt_tree_start, np.int32)
-        self.stmt_tree_end = <const int*> _pin(self.pinned, arrays.stmt_tree_end, np.int32)
-        self.stmt_span = <const int*> _pin(self.pinned, arrays.stmt_span, np.int32)
-        self.stmt_sort = <const int*> _pin(self.pinned, arrays.stmt_sort, np.int32)
-        self.column_slots = <const int*> _pin(self.pinned, arrays.column_slots, np.int32)
-        self.column_start = <const int*> _pin(self.pinned, arrays.column_start, np.int32)
-        self.input_slots = <const int*> _pin(self.pinned, arrays.input_slots, np.int32)
-        self.output_slots = <const int*> _pin(self.pinned, arrays.output_slots, np.int32)
-        self.stmt_base = <const double*> _pin(self.pinned, arrays.stmt_base, np.float64)
-        self.output_default = <const double*> _pin(self.pinned, arrays.output_default, np.float64)
-        self.output_optional = <const signed char*> _pin(self.pinned, arrays.output_optional, np.int8)
-        self.output_default_missing = <const signed char*> _pin(self.pinned, arrays.output_default_missing, np.int8)
-        self.output_allowed_set = <const int*> _pin(self.pinned, arrays.output_allowed_set, np.int32)
-        self.output_allowed_range = <const int*> _pin(self.pinned, arrays.output_allowed_range, np.int32)
+        self.slot_types = <const signed char*> _pin(self.pinned, arrays, "slot_types")
+        self.code_op = <const short*> _pin(self.pinned, arrays, "code_op")
+        self.code_arg = <const double*> _pin(self.pinned, arrays, "code_arg")
+        self.code_span = <const int*> _pin(self.pinned, arrays, "code_span")
+        self.program_start = <const int*> _pin(self.pinned, arrays, "program_start")
+        self.set_values = <const double*> _pin(self.pinned, arrays, "set_values")
+        self.set_start = <const int*> _pin(self.pinned, arrays, "set_start")
+        self.range_low = <const double*> _pin(self.pinned, arrays, "range_low")
+        self.range_high = <const double*> _pin(self.pinned, arrays, "range_high")
+        self.range_flags = <const signed char*> _pin(self.pinned, arrays, "range_flags")
+        self.node_program = <const int*> _pin(self.pinned, arrays, "node_program")
+        self.node_true = <const int*> _pin(self.pinned, arrays, "node_true")
+        self.node_false = <const int*> _pin(self.pinned, arrays, "node_false")
+        self.node_missing = <const int*> _pin(self.pinned, arrays, "node_missing")
+        self.node_leaf = <const int*> _pin(self.pinned, arrays, "node_leaf")
+        self.node_item = <const int*> _pin(self.pinned, arrays, "node_item")
+        self.leaf_index = <const int*> _pin(self.pinned, arrays, "leaf_index")
+        self.leaf_label = <const int*> _pin(self.pinned, arrays, "leaf_label")
+        self.leaf_action_start = <const int*> _pin(self.pinned, arrays, "leaf_action_start")
+        self.leaf_action_end = <const int*> _pin(self.pinned, arrays, "leaf_action_end")
+        self.leaf_points = <const double*> _pin(self.pinned, arrays, "leaf_points")
+        self.leaf_reason = <const int*> _pin(self.pinned, arrays, "leaf_reason")
+        self.leaf_item = <const int*> _pin(self.pinned, arrays, "leaf_item")
+        self.action_kind = <const signed char*> _pin(self.pinned, arrays, "action_kind")
+        self.action_type = <const signed char*> _pin(self.pinned, arrays, "action_type")
+        self.action_slot = <const int*> _pin(self.pinned, arrays, "action_slot")
+        self.action_program = <const int*> _pin(self.pinned, arrays, "action_program")
+        self.action_output = <const int*> _pin(self.pinned, arrays, "action_output")
+        self.action_span = <const int*> _pin(self.pinned, arrays, "action_span")
+        self.tree_root = <const int*> _pin(self.pinned, arrays, "tree_root")
+        self.tree_program = <const int*> _pin(self.pinned, arrays, "tree_program")
+        self.tree_slot = <const int*> _pin(self.pinned, arrays, "tree_slot")
+        self.tree_item = <const int*> _pin(self.pinned, arrays, "tree_item")
+        self.tree_best = <const double*> _pin(self.pinned, arrays, "tree_best")
+        self.stmt_kind = <const signed char*> _pin(self.pinned, arrays, "stmt_kind")
+        self.stmt_descending = <const signed char*> _pin(self.pinned, arrays, "stmt_descending")
+        self.stmt_name = <const int*> _pin(self.pinned, arrays, "stmt_name")
+        self.stmt_slot = <const int*> _pin(self.pinned, arrays, "stmt_slot")
+        self.stmt_slot2 = <const int*> _pin(self.pinned, arrays, "stmt_slot2")
+        self.stmt_program = <const int*> _pin(self.pinned, arrays, "stmt_program")
+        self.stmt_tree_start = <const int*> _pin(self.pinned, arrays, "stmt_tree_start")
+        self.stmt_tree_end = <const int*> _pin(self.pinned, arrays, "stmt_tree_end")
+        self.stmt_span = <const int*> _pin(self.pinned, arrays, "stmt_span")
+        self.stmt_sort = <const int*> _pin(self.pinned, arrays, "stmt_sort")
+        self.column_slots = <const int*> _pin(self.pinned, arrays, "column_slots")
+        self.column_start = <const int*> _pin(self.pinned, arrays, "column_start")
+        self.input_slots = <const int*> _pin(self.pinned, arrays, "input_slots")
+        self.output_slots = <const int*> _pin(self.pinned, arrays, "output_slots")
+        self.stmt_base = <const double*> _pin(self.pinned, arrays, "stmt_base")
+        self.output_default = <const double*> _pin(self.pinned, arrays, "output_default")
+        self.output_optional = <const signed char*> _pin(self.pinned, arrays, "output_optional")
+        self.output_default_missing = <const signed char*> _pin(self.pinned, arrays, "output_default_missing")
+        self.output_allowed_set = <const int*> _pin(self.pinned, arrays, "output_allowed_set")
+        self.output_allowed_range = <const int*> _pin(self.pinned, arrays, "output_allowed_range")
 
     # ------------------------------------------------------------- entry
 
@@ -1730,6 +1739,19 @@ cdef class Runner:
                     return N_BAIL
                 stack[top] = m.list_len[lst]
             return N_OK
+        if kind == E_ROUND or kind == E_ROUND_INT:
+            if sm[top] or sm[top - 1]:
+                top -= 1
+                stack[top] = 0.0
+                sm[top] = 1
+                top_io[0] = top
+                return N_OK
+            with gil:
+                found = self._round(stack + top - 1, kind == E_ROUND_INT)
+            if found < 0:
+                return N_BAIL
+            top_io[0] = top - 1
+            return N_OK
         if kind == E_IN_TEXT_VALUE:
             if sm[top] or sm[top - 1]:
                 top -= 1
@@ -1763,6 +1785,17 @@ cdef class Runner:
             return N_BAIL
         stack[top] = found
         return N_OK
+
+    cdef int _round(self, double* arguments, bint whole):
+        """round() on the stack's two top values, in place (the result where the first was); -1 to bail."""
+        if not (fabs(arguments[0]) <= MAX_EXACT_INT and fabs(arguments[1]) <= MAX_EXACT_INT):
+            return -1
+        value = <long long> arguments[0] if whole else arguments[0]
+        try:
+            arguments[0] = _round_half_away(value, <long long> arguments[1])
+        except _ValueProblem:
+            return -1  # the Python path words the error
+        return 0
 
     cdef int _in_text_list(self, Machine* m, int index, double x):
         """A string's membership of a named list, under the GIL: 1, 0, or -1 when the list is not there."""
