@@ -438,6 +438,7 @@ cdef class Runner:
     cdef const int* fast_slot
     cdef const double* fast_arg
     cdef readonly bint native
+    cdef readonly bint native_takes_gil  # some escape on the GIL-free path runs Python (round): one thread
     cdef int n_trees, n_trace_events
     cdef dict trace_cache
     cdef list input_checks  # from `vouch_inputs`: the validator's fast checks, per input
@@ -462,6 +463,9 @@ cdef class Runner:
         self.fast_slot = <const int*> _pin_array(self.pinned, fast_slot, np.int32)
         self.fast_arg = <const double*> _pin_array(self.pinned, fast_arg, np.float64)
         self.native = _runs_natively(arrays)
+        self.native_takes_gil = any(
+            self.escape_kind[i] == E_ROUND or self.escape_kind[i] == E_ROUND_INT for i in range(len(arrays.escapes))
+        )
         self.n_trees = len(arrays.tree_root)
         self.n_trace_events = len(arrays.stmt_kind) + self.n_trees
         self.trace_cache = {}

@@ -182,6 +182,8 @@ def _run_native(
         return ids[:written].copy()
 
     workers = threads if threads is not None else (os.cpu_count() or 1)
+    if runner.native_takes_gil:
+        workers = 1  # threads would only queue for the GIL (and its hand-offs cost more than they give)
     if workers <= 1 or len(bounds) <= 1:
         parts = [run(bound) for bound in bounds]
     else:
