@@ -7,10 +7,18 @@ a validated record, the evaluation date and the named lists. Output: the
 same (outputs, trace) as the pure-Python twin and the reference interpreter,
 or the same `EvaluationError`.
 
-Slot values, the instruction stack and the tree walk are C arrays and C
-loops. Escapes (strings' text, lists, records) and the error messages call
-the twin's Python functions, so both implementations share one definition
-of everything that is not arithmetic on numbers.
+Two ways of running a row share one instruction core (`_run_code`):
+
+* the GIL-free path (`_n_*`, `native_rows`, `evaluate_record`): no Python
+  object per row; reasons and reason lists are string ids. It bails at the
+  first escape it does not run or the first error, and the row runs again
+  on
+* the Python path (`_statement`, `_program`...): strings, lists and records
+  as Python objects in the twin's `Frame`; escapes and error messages call
+  the twin's functions, so both implementations share one definition of
+  everything that is not arithmetic on numbers.
+
+docs/compiled.md describes both.
 """
 
 from libc.math cimport ceil, fabs, floor, isfinite
