@@ -179,7 +179,6 @@ cdef struct Machine:
     int* list_len
     int n_lists
     double* score_loss  # a scorecard's scored bins, for ordering its reasons
-    int* score_position
     int* score_code
     # Trace events: -(statement + 1) opens a statement, then the leaves it reached; NULL for no trace.
     int* trace
@@ -218,13 +217,12 @@ cdef Machine* _machine_new(int n_slots, int max_stack, int n_trees, int n_trace,
     m.list_start = <int*> malloc(LISTS_CAPACITY * sizeof(int))
     m.list_len = <int*> malloc(LISTS_CAPACITY * sizeof(int))
     m.score_loss = <double*> malloc(max(n_trees, 1) * sizeof(double))
-    m.score_position = <int*> malloc(max(n_trees, 1) * sizeof(int))
     m.score_code = <int*> malloc(max(n_trees, 1) * sizeof(int))
     if want_trace:
         m.trace = <int*> malloc((n_trace + 1) * sizeof(int))
     if (m.value == NULL or m.missing == NULL or m.stack == NULL or m.sm == NULL or m.reasons == NULL
             or m.items == NULL or m.list_start == NULL or m.list_len == NULL or m.score_loss == NULL
-            or m.score_position == NULL or m.score_code == NULL or (want_trace and m.trace == NULL)):
+            or m.score_code == NULL or (want_trace and m.trace == NULL)):
         _machine_free(m)
         raise MemoryError()
     cdef int i
@@ -246,7 +244,6 @@ cdef void _machine_free(Machine* m) noexcept nogil:
     free(m.list_start)
     free(m.list_len)
     free(m.score_loss)
-    free(m.score_position)
     free(m.score_code)
     free(m.trace)
     free(m)
@@ -904,22 +901,13 @@ cdef class Runner:
     cdef _reset(self, _State state, double today):
         """Every slot missing but today's date and the outputs' starting values; no reasons, no objects."""
         cdef int i, slot
-        cdef signed char start
-        for i in range(self.n_slots):
-            state.value[i] = 0.0
-            state.missing[i] = 1
-        state.value[self.today_slot] = today
-        state.missing[self.today_slot] = 0
+        self._n_reset(state.m, today)
         frame = state.frame
         frame.reasons = []
         frame.objects = []
         for i in range(self.n_outputs):
-            slot = self.output_slots[i]
-            start = self.output_default_missing[i]
-            if start == 0:
-                state.value[slot] = self.output_default[i]
-                state.missing[slot] = 0
-            elif start == 2:
+            if self.output_default_missing[i] == 2:  # a list output starts empty: a Python object
+                slot = self.output_slots[i]
                 state.value[slot] = frame.encode([], T_OBJ)
                 state.missing[slot] = 0
 
@@ -1232,7 +1220,8 @@ cdef class Runner:
             m.n_trace += 1
         return N_OK
 
-    cdef int _n_reset(self, Machine* m, double today) noexcept nogil:
+    cdef void _n_reset(self, Machine* m, double today) noexcept nogil:
+        """Every slot missing but today's date and the outputs' plain starting values; no reasons or lists."""
         cdef int i, slot
         for i in range(self.n_slots):
             m.value[i] = 0.0
@@ -1248,7 +1237,6 @@ cdef class Runner:
                 slot = self.output_slots[i]
                 m.value[slot] = self.output_default[i]
                 m.missing[slot] = 0
-        return N_OK
 
     cdef int _n_outputs_ok(self, Machine* m) noexcept nogil:
         """Whether every present output decodes (a corrupt artefact could leave, say, a bad string id)."""

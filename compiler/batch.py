@@ -76,8 +76,7 @@ def evaluate_batch(
     out_missing = np.ones((n_outputs, n_rows), dtype=np.uint8)
     reason_count = np.zeros(n_rows, dtype=np.int32)
     reason_ids = np.zeros(0, dtype=np.int32)
-    native = getattr(runner, "native", False) and not trace
-    if native:
+    if getattr(runner, "native", False) and not trace:
         reason_ids = _run_native(
             runner, arrays, frame, prepared, values, missing, today, status, out_values, out_missing, reason_count,
             threads,
@@ -88,8 +87,10 @@ def evaluate_batch(
     python_reasons, traces, object_outputs = _run_python(
         runner, frame, values, missing, today, python_rows, out_values, out_missing, trace, errors
     )
-    columns: dict[str, pa.Array] = {}
+    # The reason runs first: interning the Python path's reasons may add strings to the pool.
+    offsets, reason_ids = _reason_runs(frame, reason_count, reason_ids, python_rows, python_reasons)
     strings = pa.array(list(arrays.strings) + list(frame.extra_strings), type=pa.string())
+    columns: dict[str, pa.Array] = {}
     for index, name in enumerate(arrays.output_names):
         slot_type = int(arrays.slot_types[arrays.output_slots[index]])
         if index in object_outputs:
@@ -98,9 +99,9 @@ def evaluate_batch(
             columns[name] = _output_column(out_values[index], out_missing[index].astype(bool), slot_type, strings)
     error_rows = np.zeros(n_rows, dtype=bool)
     error_rows[list(errors)] = True
-    columns["reasons"] = _reasons_column(
-        frame, reason_count, reason_ids, python_rows, python_reasons, error_rows, native
-    )
+    reasons = strings.take(pa.array(reason_ids, type=pa.int32()))
+    offsets = pa.array(offsets.astype(np.int32))
+    columns["reasons"] = pa.ListArray.from_arrays(offsets, reasons, mask=pa.array(error_rows))
     if trace:
         columns["trace"] = pa.array(traces, type=pa.list_(pa.string()))
     columns["error"] = _error_column(errors, n_rows)
@@ -234,8 +235,9 @@ def _run_python(runner, frame, values, missing, today, rows, out_values, out_mis
     return reasons, traces, object_outputs
 
 
-def _reasons_column(frame, native_count, native_ids, python_rows, python_reasons, error_rows, native) -> pa.Array:
-    """Stage 5 for `reasons`: the kernel's id runs and the Python path's lists, merged in row order."""
+def _reason_runs(frame, native_count, native_ids, python_rows, python_reasons) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 5 for `reasons`: the kernel's id runs and the Python path's lists merged in row order, as
+    (offsets, string ids)."""
     n_rows = len(native_count)
     count = native_count.astype(np.int64)
     python_ids = []
@@ -248,7 +250,7 @@ def _reasons_column(frame, native_count, native_ids, python_rows, python_reasons
     np.cumsum(count, out=offsets[1:])
     if python_ids:
         flat = np.empty(int(offsets[-1]), dtype=np.int32)
-        if native and len(native_ids):
+        if len(native_ids):
             native_offsets = np.zeros(n_rows + 1, dtype=np.int64)
             np.cumsum(native_count, out=native_offsets[1:])
             row_of_id = np.repeat(np.arange(n_rows), native_count)
@@ -258,9 +260,7 @@ def _reasons_column(frame, native_count, native_ids, python_rows, python_reasons
             flat[offsets[row] : offsets[row] + len(ids)] = ids
     else:
         flat = native_ids
-    strings = pa.array(list(frame.p.arrays.strings) + list(frame.extra_strings), type=pa.string())
-    items = strings.take(pa.array(flat, type=pa.int32()))
-    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), items, mask=pa.array(error_rows))
+    return offsets, flat
 
 
 def _error_column(errors: dict[int, str], n_rows: int) -> pa.Array:

@@ -195,6 +195,7 @@ class CompiledPolicy:
             # The kernel checks a plainly valid record itself and builds the result's values directly.
             decided = runner.evaluate_record(record, today, lists, ignore_extra)
             if decided is not None:
+                # build_result's shape, built inline: the call costs about 0.5 µs of a 3.5 µs decision.
                 result: dict[str, Any] = {"policy": self.name}
                 if version is not None:
                     result["version"] = version
