@@ -17,9 +17,10 @@ import pytest
 import dsl
 from benchmarks.generate import generated_policy
 from benchmarks.stats import record_p99
-from compiler import check_source, compile_file, fastpath
-from compiler.arrays import compile_arrays
-from compiler.lower import lower
+from compiler import check_source, compile_file
+from compiler.evaluate import implementation
+from compiler.lower.arrays import compile_arrays
+from compiler.lower.to_trees import lower
 from compiler.policy import analyse_source
 from compiler.testcases import load_cases
 
@@ -73,7 +74,7 @@ def test_evaluate_single(benchmark, path: Path, engine: str) -> None:
     as_of = _dt.date.fromisoformat(case.get("as_of", "2026-11-21"))
     result = benchmark(policy.evaluate, case["input"], as_of=as_of, lists=lists, engine=engine)
     assert result["policy"] == policy.name
-    benchmark.extra_info["implementation"] = fastpath.IMPLEMENTATION if engine == "compiled" else "reference"
+    benchmark.extra_info["implementation"] = implementation.IMPLEMENTATION if engine == "compiled" else "reference"
     record_p99(benchmark)
 
 

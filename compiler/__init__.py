@@ -17,16 +17,8 @@ from compiler.policy import (
     compile_source,
     read_policy_file,
 )
-from dsl.diagnostics import (
-    DecideError,
-    Diagnostic,
-    EvaluationError,
-    FieldError,
-    InputError,
-    PolicyError,
-    PolicySyntaxError,
-    Span,
-)
+from dsl.diagnostics import Diagnostic, Span
+from dsl.errors import DecideError, EvaluationError, FieldError, InputError, PolicyError, PolicySyntaxError
 
 __all__ = [
     "COMPILER_VERSION",

@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""The Cython kernel: one generic evaluator of `PolicyArrays`, the twin of `compiler/evaluate_arrays.py`.
+"""The Cython kernel: one generic evaluator of `PolicyArrays`, the twin of `compiler/evaluate/python_kernel.py`.
 
 Input: validated `PolicyArrays` (every index checked by `validate`, stack
 depths included, which is what makes running without bounds checks safe),
@@ -30,16 +30,16 @@ import datetime as _dt
 
 import numpy as np
 
-from compiler import evaluate_arrays as _twin
-from compiler import opcodes as O
-from compiler.arrays import ARRAY_FIELDS, PolicyArrays
+from compiler.evaluate import python_kernel as _twin
+from compiler.lower import opcodes as O
+from compiler.lower.arrays import ARRAY_FIELDS, PolicyArrays
 from compiler.values import ValueProblem as _ValueProblem, parse_date as _parse_date, round_half_away as _round_half_away
-from dsl.diagnostics import EvaluationError as _EvaluationError
+from dsl.errors import EvaluationError as _EvaluationError
 
 cdef double MAX_EXACT_INT = 9007199254740992.0
 cdef double MAX_ORDINAL = 3652059.0  # date(9999, 12, 31)
 
-# Mirrors of compiler/opcodes.py (checked against it by tests/test_fastpath.py).
+# Mirrors of compiler/lower/opcodes.py (checked against it by tests/test_fastpath.py).
 cdef enum:
     T_NUM = 0
     T_INT = 1
@@ -116,7 +116,7 @@ NATIVE_REASONS_CAPACITY = REASONS_CAPACITY
 
 
 def constants():
-    """The kernel's numbering, for the test that keeps it equal to compiler/opcodes.py."""
+    """The kernel's numbering, for the test that keeps it equal to compiler/lower/opcodes.py."""
     return {
         "types": (T_NUM, T_INT, T_BOOL, T_STR, T_DATE, T_OBJ),
         "ops": tuple(range(OP_JUMP_IF_MISSING_KEEP + 1)),
@@ -1860,7 +1860,7 @@ def encode_numbers(const column_value[::1] raw, const unsigned char[::1] validit
                    double[::1] out_value, unsigned char[::1] out_missing, unsigned char[::1] needs_check):
     """One chunk of a numeric (or date32) Arrow column -> encoded values, missing flags, rows to check.
 
-    The twin of the numpy code in `compiler/columns.py`: a present value is encoded as `value + bias`
+    The twin of the numpy code in `compiler/evaluate/arrow_columns.py`: a present value is encoded as `value + bias`
     and is plainly fine when it is finite, below 2**53 in size, whole if `whole`, and inside the
     range (`closed`: 1 low end closed, 2 high end closed) if `has_range`. A row that is not plainly
     fine, or is null where the input is `required`, gets `needs_check` set (never cleared): the

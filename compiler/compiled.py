@@ -15,13 +15,13 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from compiler import fastpath
-from compiler import opcodes as O
-from compiler.arrays import CorruptArtefact, PolicyArrays, compile_arrays
-from compiler.check_types import allowed_values
-from compiler.evaluation import build_result, prepare_lists, resolve_as_of
-from compiler.lower import lower
-from compiler.validate_input import InputValidator
+from compiler.check.check_types import allowed_values
+from compiler.evaluate import implementation
+from compiler.evaluate.results import build_result, prepare_lists, resolve_as_of
+from compiler.evaluate.validate_input import InputValidator
+from compiler.lower import opcodes as O
+from compiler.lower.arrays import CorruptArtefact, PolicyArrays, compile_arrays
+from compiler.lower.to_trees import lower
 from dsl import ast
 
 COMPILER_VERSION = "0.2.0"
@@ -170,7 +170,7 @@ class CompiledPolicy:
     def runner(self):
         """The active implementation's evaluator for these arrays, built on first use."""
         if self._runner is None:
-            runner = fastpath.runner(self.arrays)
+            runner = implementation.runner(self.arrays)
             self._vouched = hasattr(runner, "vouch_inputs")
             if self._vouched:
                 runner.vouch_inputs(self.validator.plans)
@@ -225,9 +225,9 @@ class CompiledPolicy:
         date, a YYYY-MM-DD string, or the name of a date column of the table
         (each row's evaluation date, as in a back-test). Every row equals
         `evaluate` on that row. `threads` caps the threads the kernel runs
-        on (default: one per core). See `compiler/batch.py`.
+        on (default: one per core). See `compiler/evaluate/batch.py`.
         """
-        from compiler.batch import evaluate_batch
+        from compiler.evaluate.batch import evaluate_batch
 
         return evaluate_batch(
             self, table, as_of=as_of, lists=lists, ignore_extra=ignore_extra, trace=trace, threads=threads

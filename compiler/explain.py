@@ -12,9 +12,9 @@ import datetime as _dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from compiler import opcodes as O
-from compiler.evaluate_arrays import Prepared, evaluate_arrays
-from compiler.evaluation import prepare_lists, resolve_as_of
+from compiler.evaluate.python_kernel import Prepared, evaluate_arrays
+from compiler.evaluate.results import prepare_lists, resolve_as_of
+from compiler.lower import opcodes as O
 from dsl.diagnostics import Span
 
 _OUTCOMES = (("true", "node_true"), ("false", "node_false"), ("missing", "node_missing"))

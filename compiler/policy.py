@@ -1,7 +1,7 @@
 """The public facade: policy text in, a checked, evaluable `Policy` out.
 
 `compile_source(text, filename=)` and `compile_file(path)` chain the stages —
-`dsl.parse` -> the checking passes (`compiler.passes.PASSES`) — and return a
+`dsl.parse` -> the checking passes (`compiler.check.passes.PASSES`) — and return a
 `Policy`, or raise `PolicyError` with every diagnostic sorted by location.
 `check_source` runs the same stages but returns the diagnostics instead of
 raising, for `decide check` and editors.
@@ -19,23 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import dsl
-from compiler.analysis import Analysis
-from compiler.check_types import allowed_values
+from compiler.check.analysis import Analysis
+from compiler.check.check_types import allowed_values
+from compiler.check.fold_constants import constant_value
+from compiler.check.passes import run_passes
 from compiler.compiled import COMPILER_VERSION, CompiledPolicy
-from compiler.constants import constant_value
-from compiler.evaluation import PreparedLists, build_result, prepare_lists, resolve_as_of
-from compiler.passes import run_passes
-from compiler.reference import evaluate_reference
-from compiler.validate_input import validate_input
+from compiler.evaluate.reference import evaluate_reference
+from compiler.evaluate.results import PreparedLists, build_result, prepare_lists, resolve_as_of
+from compiler.evaluate.validate_input import validate_input
 from compiler.values import to_json
 from dsl import ast
-from dsl.diagnostics import (
-    ERROR,
-    Diagnostic,
-    PolicyError,
-    PolicySyntaxError,
-    Span,
-)
+from dsl.diagnostics import ERROR, Diagnostic, Span
+from dsl.errors import PolicyError, PolicySyntaxError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import orjson
 
 from compiler.policy import Policy
 from compiler.values import ValueProblem, parse_date
-from dsl.diagnostics import DecideError, EvaluationError, InputError
+from dsl.errors import DecideError, EvaluationError, InputError
 
 CASE_KEYS = {"name", "input", "as_of", "lists", "expect", "description"}
 FLOAT_TOLERANCE = 1e-9

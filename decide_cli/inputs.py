@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from compiler.validate_input import convert_value
+from compiler.evaluate.validate_input import convert_value
 from dsl import ast
-from dsl.diagnostics import DecideError
+from dsl.errors import DecideError
 
 
 class InputFileError(DecideError):

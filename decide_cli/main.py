@@ -19,12 +19,13 @@ from typing import Any
 import click
 import orjson
 
-from compiler import COMPILER_VERSION, Policy, check_source, compile_source, fastpath, read_policy_file
-from compiler.evaluation import resolve_as_of
+from compiler import COMPILER_VERSION, Policy, check_source, compile_source, read_policy_file
+from compiler.evaluate import implementation
+from compiler.evaluate.results import resolve_as_of
 from compiler.testcases import TestFileError, find_test_files, load_cases, run_cases
 from decide_cli.inputs import InputFileError, read_list_file, read_records
 from dsl import ast
-from dsl.diagnostics import DecideError, EvaluationError, InputError, PolicyError
+from dsl.errors import DecideError, EvaluationError, InputError, PolicyError
 
 EXIT_OK, EXIT_POLICY, EXIT_INPUT, EXIT_EVALUATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3, 64, 70
 
@@ -368,7 +369,7 @@ def explain(
 def version() -> None:
     """Print the version and which evaluator is active."""
     _out(f"decide {COMPILER_VERSION}")
-    _out(f"evaluator: {fastpath.describe()}")
+    _out(f"evaluator: {implementation.describe()}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,16 +8,15 @@ package imports Flask or the compiler.
 from __future__ import annotations
 
 from dsl import ast
-from dsl.diagnostics import (
+from dsl.diagnostics import Diagnostic, Span
+from dsl.errors import (
     DecideError,
-    Diagnostic,
     EvaluationError,
     FieldError,
     InputError,
     InternalCompilerError,
     PolicyError,
     PolicySyntaxError,
-    Span,
 )
 from dsl.parser import RESERVED_WORDS, decode_source, parse
 

@@ -13,7 +13,8 @@ from lark import Token, Tree
 
 from dsl import ast
 from dsl.comments import comment_start
-from dsl.diagnostics import ERROR, NO_SPAN, Diagnostic, PolicySyntaxError, Span
+from dsl.diagnostics import ERROR, NO_SPAN, Diagnostic, Span
+from dsl.errors import PolicySyntaxError
 
 # Integers beyond 2**53 cannot round-trip through JSON or a double exactly.
 MAX_EXACT_INT = 2**53

@@ -21,7 +21,8 @@ from decimal import Decimal
 
 from dsl import ast
 from dsl.comments import comment_start
-from dsl.diagnostics import InternalCompilerError, Span
+from dsl.diagnostics import Span
+from dsl.errors import InternalCompilerError
 from dsl.parser import decode_source, parse
 
 __all__ = ["Comment", "format_policy", "format_source", "scan_comments"]

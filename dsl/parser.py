@@ -17,7 +17,8 @@ from lark.indenter import Indenter
 
 from dsl import ast
 from dsl.build_ast import BuildAst
-from dsl.diagnostics import ERROR, Diagnostic, PolicySyntaxError, Span
+from dsl.diagnostics import ERROR, Diagnostic, Span
+from dsl.errors import PolicySyntaxError
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
 

@@ -1,6 +1,6 @@
 """The compiled decision trees against the reference interpreter: identical results, traces and errors.
 
-The reference interpreter (compiler/reference.py) is the oracle. Whatever
+The reference interpreter (compiler/evaluate/reference.py) is the oracle. Whatever
 implementation is active (the Cython kernel, or the pure-Python twin under
 DECIDE_PUREPYTHON=1) must agree with it on every golden case, every example
 policy case, and generated policies and inputs.
@@ -17,9 +17,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from compiler import EvaluationError, InputError, PolicyError, compile_file, compile_source, fastpath
-from compiler.arrays import CorruptArtefact, PolicyArrays
+from compiler import EvaluationError, InputError, PolicyError, compile_file, compile_source
 from compiler.compiled import CompiledPolicy
+from compiler.evaluate import implementation
+from compiler.lower.arrays import CorruptArtefact, PolicyArrays
 from compiler.testcases import load_cases
 from dsl import ast
 from tests.conftest import GOLDEN, POLICIES
@@ -92,8 +93,8 @@ def test_compiled_matches_reference_on_generated_policies(data) -> None:
 
 
 def test_the_active_implementation_is_reported() -> None:
-    expected = {"cython": "Cython kernel", "python": "pure-Python evaluator"}[fastpath.IMPLEMENTATION]
-    assert expected in fastpath.describe()
+    expected = {"cython": "Cython kernel", "python": "pure-Python evaluator"}[implementation.IMPLEMENTATION]
+    assert expected in implementation.describe()
 
 
 # ------------------------------------------------------------- artefact form

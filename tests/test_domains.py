@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.domains import INF, Space, ValueSet, subtract_all, subtract_box
+from compiler.check.domains import INF, Space, ValueSet, subtract_all, subtract_box
 
 MISSING = "<missing>"
 INT_GRID = list(range(-12, 13))

@@ -1,4 +1,4 @@
-"""The build and selection of the Cython kernel, and its numbering kept equal to compiler/opcodes.py."""
+"""The build and selection of the Cython kernel, and its numbering kept equal to compiler/lower/opcodes.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler import fastpath
-from compiler import opcodes as O
+from compiler.evaluate import implementation
+from compiler.lower import opcodes as O
 from tests.conftest import REPO
 
 
@@ -53,7 +53,7 @@ def test_purepython_switch_forces_the_twin() -> None:
 
 
 def test_require_cython_switch_reports_a_missing_kernel() -> None:
-    if fastpath.IMPLEMENTATION == "cython" or os.environ.get("DECIDE_PUREPYTHON") == "1":
+    if implementation.IMPLEMENTATION == "cython" or os.environ.get("DECIDE_PUREPYTHON") == "1":
         # Hide the built kernel from a child process to prove the switch turns its absence into an error.
         code = (
             "import sys, importlib.abc\n"
@@ -78,10 +78,10 @@ _FUZZ_ARTEFACT = r"""
 import random, sys
 import numpy as np
 import compiler
-from compiler.arrays import ARRAY_FIELDS, CorruptArtefact, PolicyArrays
+from compiler.lower.arrays import ARRAY_FIELDS, CorruptArtefact, PolicyArrays
 from compiler.compiled import CompiledPolicy
 from compiler.testcases import load_cases
-from dsl.diagnostics import EvaluationError, InputError
+from dsl.errors import EvaluationError, InputError
 
 policy = compiler.compile_file(sys.argv[1])
 case = next(c for c in load_cases(sys.argv[2]) if "error" not in c["expect"])

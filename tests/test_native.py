@@ -19,13 +19,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from compiler import EvaluationError, InputError, PolicyError, batch, columns, compile_file, compile_source, fastpath
+from compiler import EvaluationError, InputError, PolicyError, compile_file, compile_source
+from compiler.evaluate import arrow_columns as columns
+from compiler.evaluate import batch, implementation
 from compiler.testcases import load_cases
 from tests.conftest import POLICIES
 from tests.strategies import input_records, policies_with_text
 from tests.test_batch import normalise, row_by_row
 
-pytestmark = pytest.mark.skipif(fastpath.IMPLEMENTATION != "cython", reason="the GIL-free path is the Cython kernel's")
+pytestmark = pytest.mark.skipif(implementation.IMPLEMENTATION != "cython", reason="the GIL-free path is the Cython kernel's")
 
 AS_OF = _dt.date(2026, 11, 21)
 NATIVE_POLICIES = ["consumer_loan", "credit_line", "early_collections"]  # cross_sell has a collect table
@@ -46,7 +48,7 @@ def _native(policy, record, lists, as_of=AS_OF):
     if native is None:
         return None
     outputs, trace = native
-    from compiler.evaluation import build_result
+    from compiler.evaluate.results import build_result
 
     result = build_result(policy.name, outputs, trace, trace=True, version=None)
     return ("result", result["outputs"], result["trace"])
@@ -218,8 +220,8 @@ def test_native_rows_rejects_arrays_that_do_not_fit() -> None:
 
 
 def _encoded(table, policy, use_kernel: bool):
-    kernel = fastpath.column_encoder() if use_kernel else None
-    with mock.patch.object(fastpath, "column_encoder", lambda: kernel):
+    kernel = implementation.column_encoder() if use_kernel else None
+    with mock.patch.object(implementation, "column_encoder", lambda: kernel):
         frame = policy.compiled.runner.new_frame(policy.prepare_lists({n: [] for n in policy.store_lists}))
         return columns.encode_columns(table, policy.compiled.validator, policy.compiled.arrays, frame, False)
 

@@ -8,7 +8,7 @@ pyarrow Table with one column per output, `reasons` (list of strings),
 The stages, in order:
 
 1. dates: each row's evaluation date (`as_of` or a date column);
-2. columns: inputs encoded and checked column-wise (`compiler/columns.py`);
+2. columns: inputs encoded and checked column-wise (`compiler/evaluate/arrow_columns.py`);
    rows the column checks cannot vouch for go through the single-record
    validator, so an input error reads exactly as `evaluate` words it;
 3. the GIL-free kernel over all rows, in chunks on a thread pool (the GIL is
@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from compiler import opcodes as O
-from compiler.columns import encode_columns, has_list_inputs
-from compiler.evaluation import build_result, prepare_lists, resolve_as_of
-from dsl.diagnostics import EvaluationError, InputError
+from compiler.evaluate.arrow_columns import encode_columns, has_list_inputs
+from compiler.evaluate.results import build_result, prepare_lists, resolve_as_of
+from compiler.lower import opcodes as O
+from dsl.errors import EvaluationError, InputError
 
 CHUNK_ROWS = 1 << 16
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()

@@ -1,7 +1,7 @@
 """Lowering: a checked AST -> decision trees, instruction programs and actions, as plain lists.
 
 Input: `ast.Policy` and its `Analysis` (types, bindings). Output: `Lowered`,
-whose lists `compiler.arrays.compile_arrays` turns into the flat arrays the
+whose lists `compiler.lower.arrays.compile_arrays` turns into the flat arrays the
 evaluators run.
 
 - Every named value gets a *slot* (a float64 and a missing flag at run time):
@@ -25,8 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compiler import opcodes as O
-from compiler.analysis import (
+from compiler.check.analysis import (
     COLLECT_TABLE,
     INPUT,
     LET,
@@ -36,11 +35,13 @@ from compiler.analysis import (
     TABLE_COLUMN,
     Analysis,
 )
-from compiler.check_types import allowed_values, describe_constraint
-from compiler.constants import NOT_CONSTANT, constant_value
+from compiler.check.check_types import allowed_values, describe_constraint
+from compiler.check.fold_constants import NOT_CONSTANT, constant_value
+from compiler.lower import opcodes as O
 from compiler.types import Type
 from dsl import ast
-from dsl.diagnostics import NO_SPAN, InternalCompilerError, Span
+from dsl.diagnostics import NO_SPAN, Span
+from dsl.errors import InternalCompilerError
 
 _COMPARE_OPS = {"==": O.OP_EQ, "!=": O.OP_NE, "<": O.OP_LT, "<=": O.OP_LE, ">": O.OP_GT, ">=": O.OP_GE}
 _NATIVE_CALLS = {

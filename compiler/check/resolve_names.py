@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 
-from compiler.analysis import (
+from compiler.check.analysis import (
     COLLECT_TABLE,
     INPUT,
     LET,

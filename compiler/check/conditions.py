@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from compiler.analysis import INPUT, OUTPUT, TABLE_COLUMN, Analysis
-from compiler.check_types import allowed_values
-from compiler.constants import NOT_CONSTANT, constant_value
-from compiler.domains import INF, Space, ValueSet, intersect_unions
+from compiler.check.analysis import INPUT, OUTPUT, TABLE_COLUMN, Analysis
+from compiler.check.check_types import allowed_values
+from compiler.check.domains import INF, Space, ValueSet, intersect_unions
+from compiler.check.fold_constants import NOT_CONSTANT, constant_value
 from dsl import ast
 from dsl.format import expr as expr_text
 from dsl.format import unary_test as unary_test_text
@@ -306,7 +306,7 @@ def tree_levels(conditions: Conditions, branches, reach: Union | None = None, pa
     yields (None, path, None, uncovered): the part of the level's reach no
     branch takes.
     """
-    from compiler.domains import subtract_all
+    from compiler.check.domains import subtract_all
 
     reach = [{}] if reach is None else reach
     taken: Union = []

@@ -8,7 +8,7 @@ apply to a field's type.
 
 from __future__ import annotations
 
-from compiler.analysis import Analysis
+from compiler.check.analysis import Analysis
 from dsl import ast
 from dsl.diagnostics import Span
 

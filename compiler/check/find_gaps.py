@@ -10,10 +10,10 @@ the exact uncovered set.
 
 from __future__ import annotations
 
-from compiler.analysis import Analysis
-from compiler.conditions import Conditions, tree_levels
-from compiler.constants import show_value
-from compiler.domains import Box, Space, TooComplex, sample_box, subtract_all
+from compiler.check.analysis import Analysis
+from compiler.check.conditions import Conditions, tree_levels
+from compiler.check.domains import Box, Space, TooComplex, sample_box, subtract_all
+from compiler.check.fold_constants import show_value
 from dsl import ast
 
 

@@ -9,10 +9,10 @@ reason about exactly (comparing two columns, a function call), it is a
 
 from __future__ import annotations
 
-from compiler.analysis import Analysis
-from compiler.conditions import Conditions
-from compiler.domains import TooComplex, intersect_unions
-from compiler.find_gaps import describe_point
+from compiler.check.analysis import Analysis
+from compiler.check.conditions import Conditions
+from compiler.check.domains import TooComplex, intersect_unions
+from compiler.check.find_gaps import describe_point
 from dsl import ast
 
 MAX_OVERLAPS_PER_TABLE = 10

@@ -3,15 +3,15 @@
 Input: a type-correct `Analysis`. Output: `unreachable_*` warnings naming the
 earlier rules/rows/branches/bins that already cover every case the item
 would match (or saying its condition is never true). Exact: conditions are
-turned into sets of values (compiler.conditions) and covered-ness is decided
+turned into sets of values (compiler.check.conditions) and covered-ness is decided
 by subtracting those sets, not by sampling.
 """
 
 from __future__ import annotations
 
-from compiler.analysis import Analysis
-from compiler.conditions import Conditions, names_assigned, names_read, tree_levels
-from compiler.domains import TooComplex, intersect_unions, subtract_all
+from compiler.check.analysis import Analysis
+from compiler.check.conditions import Conditions, names_assigned, names_read, tree_levels
+from compiler.check.domains import TooComplex, intersect_unions, subtract_all
 from dsl import ast
 
 

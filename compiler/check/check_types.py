@@ -13,9 +13,9 @@ import datetime as _dt
 import difflib
 
 from compiler import types as T
-from compiler.analysis import COLLECT_TABLE, INPUT, LIST, OUTPUT, REASONS, SCORECARD, Analysis, Symbol
 from compiler.builtins import BUILTINS, SignatureError
-from compiler.constants import NOT_CONSTANT, constant_value, show_value
+from compiler.check.analysis import COLLECT_TABLE, INPUT, LIST, OUTPUT, REASONS, SCORECARD, Analysis, Symbol
+from compiler.check.fold_constants import NOT_CONSTANT, constant_value, show_value
 from compiler.types import Type
 from compiler.values import ValueProblem, parse_date
 from dsl import ast
@@ -567,7 +567,7 @@ class _TypeChecker:
 
 
 def _empty_range(type_name: str, spec) -> bool:
-    from compiler.domains import ValueSet  # the domain algebra is only needed for this one check
+    from compiler.check.domains import ValueSet  # the domain algebra is only needed for this one check
 
     low, high, low_closed, high_closed = spec
     if isinstance(low, _dt.date) and isinstance(high, _dt.date):

@@ -1,7 +1,7 @@
 """The reference evaluator: walks the checked AST, written to be obviously correct.
 
 Input: a checked `ast.Policy` with its `Analysis`, a validated input record
-(`compiler.validate_input`), the evaluation date and the named lists.
+(`compiler.evaluate.validate_input`), the evaluation date and the named lists.
 Output: the result of spec §6 (`outputs` with `reasons`, and `trace`), or an
 `EvaluationError` naming the statement, the rule/row/bin/branch and the output.
 
@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from compiler.analysis import Analysis
 from compiler.builtins import BUILTINS
-from compiler.check_types import allowed_values, describe_constraint, value_allowed
-from compiler.constants import show_value
+from compiler.check.analysis import Analysis
+from compiler.check.check_types import allowed_values, describe_constraint, value_allowed
+from compiler.check.fold_constants import show_value
 from compiler.values import ValueProblem, check_int, check_number
 from dsl import ast
-from dsl.diagnostics import EvaluationError, Span
+from dsl.diagnostics import Span
+from dsl.errors import EvaluationError
 
 
 class _Context:

@@ -11,10 +11,10 @@ import datetime as _dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from compiler.validate_input import convert_value
+from compiler.evaluate.validate_input import convert_value
 from compiler.values import ValueProblem, parse_date, to_json
 from dsl import ast
-from dsl.diagnostics import EvaluationError, FieldError, InputError
+from dsl.errors import EvaluationError, FieldError, InputError
 
 
 def resolve_as_of(as_of: _dt.date | str | None) -> _dt.date:

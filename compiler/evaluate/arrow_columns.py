@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from compiler import fastpath
-from compiler import opcodes as O
-from compiler.validate_input import InputValidator
+from compiler.evaluate import implementation
+from compiler.evaluate.validate_input import InputValidator
+from compiler.lower import opcodes as O
 
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 _EXACT = float(2**53)
@@ -74,7 +74,7 @@ def _encode_natively(column, type_name: str, constraint, required: bool, values,
     False when the kernel is not built or the column is not a plain numeric or date32 column (or the input
     has a set of allowed values): the numpy code below handles it.
     """
-    encode_numbers = fastpath.column_encoder()
+    encode_numbers = implementation.column_encoder()
     if encode_numbers is None or (constraint is not None and constraint[0] != "range"):
         return False
     arrow_type = column.type

@@ -7,7 +7,7 @@ Output: an `unused_input` warning at each input no expression reads, and an
 
 from __future__ import annotations
 
-from compiler.analysis import Analysis
+from compiler.check.analysis import Analysis
 
 
 def find_unused_inputs(analysis: Analysis) -> None:

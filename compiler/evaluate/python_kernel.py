@@ -1,12 +1,12 @@
 """The pure-Python evaluator of `PolicyArrays`: the twin of the Cython kernel (`compiler/_fastpath.pyx`).
 
-Input: `PolicyArrays`, a validated input record (`compiler.validate_input`),
+Input: `PolicyArrays`, a validated input record (`compiler.evaluate.validate_input`),
 the evaluation date and the named lists. Output: (outputs including
 `reasons`, trace) exactly as the reference interpreter gives them, or the
 same `EvaluationError`.
 
 It walks the decision trees and runs the instruction programs of
-`compiler.lower`; it is the fallback when the extension is not built
+`compiler.lower.to_trees`; it is the fallback when the extension is not built
 (`DECIDE_PUREPYTHON=1` forces it) and the definition the kernel must match.
 Escapes — instructions on strings' text, lists and records — live here
 (`run_escape`) and the kernel calls them too.
@@ -18,9 +18,9 @@ import datetime as _dt
 import math
 from typing import Any
 
-from compiler import opcodes as O
-from compiler.arrays import ARRAY_FIELDS, CorruptArtefact, PolicyArrays
-from compiler.constants import show_value
+from compiler.check.fold_constants import show_value
+from compiler.lower import opcodes as O
+from compiler.lower.arrays import ARRAY_FIELDS, CorruptArtefact, PolicyArrays
 from compiler.values import (
     MAX_EXACT_INT,
     ValueProblem,
@@ -30,7 +30,8 @@ from compiler.values import (
     round_half_away,
     years_between,
 )
-from dsl.diagnostics import NO_SPAN, EvaluationError, Span
+from dsl.diagnostics import NO_SPAN, Span
+from dsl.errors import EvaluationError
 
 _MAX_ORDINAL = _dt.date.max.toordinal()
 

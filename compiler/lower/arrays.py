@@ -1,6 +1,6 @@
 """Flattening: `Lowered` lists -> `PolicyArrays`, the struct-of-arrays form every evaluator runs.
 
-Input: `compiler.lower.Lowered`. Output: `PolicyArrays` — numpy arrays in the
+Input: `compiler.lower.to_trees.Lowered`. Output: `PolicyArrays` — numpy arrays in the
 style of scikit-learn's trees (node 0 first, every child id larger than its
 parent's, leaves in arrays of their own, an explicit child for a missing
 outcome), plus the string pool, the span table (the source map: every
@@ -20,9 +20,10 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from compiler import opcodes as O
-from compiler.lower import Escape, Lowered
-from dsl.diagnostics import DecideError, Span
+from compiler.lower import opcodes as O
+from compiler.lower.to_trees import Escape, Lowered
+from dsl.diagnostics import Span
+from dsl.errors import DecideError
 
 MAGIC = b"DECIDE-POLICY\x00"
 

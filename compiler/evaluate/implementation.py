@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 import os
 
-from compiler.arrays import PolicyArrays
-from compiler.evaluate_arrays import Frame, Prepared, evaluate_arrays, evaluate_columns
+from compiler.evaluate.python_kernel import Frame, Prepared, evaluate_arrays, evaluate_columns
+from compiler.lower.arrays import PolicyArrays
 
 
 class _PythonRunner:

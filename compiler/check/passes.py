@@ -8,14 +8,14 @@ free of errors, because they rely on every name and type being known.
 
 from __future__ import annotations
 
-from compiler.analysis import Analysis
-from compiler.check_declarations import check_declarations
-from compiler.check_types import check_types
-from compiler.check_unique_overlap import check_unique_overlap
-from compiler.find_gaps import find_gaps
-from compiler.find_unreachable import find_unreachable
-from compiler.find_unused import find_unassigned_outputs, find_unused_inputs
-from compiler.resolve_names import resolve_names
+from compiler.check.analysis import Analysis
+from compiler.check.check_declarations import check_declarations
+from compiler.check.check_types import check_types
+from compiler.check.check_unique_overlap import check_unique_overlap
+from compiler.check.find_gaps import find_gaps
+from compiler.check.find_unreachable import find_unreachable
+from compiler.check.find_unused import find_unassigned_outputs, find_unused_inputs
+from compiler.check.resolve_names import resolve_names
 
 PASSES = (
     ("check_declarations", check_declarations),

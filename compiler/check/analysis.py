@@ -1,7 +1,7 @@
 """The state the checking passes share: symbols, name bindings, types, diagnostics.
 
 Input: a parsed `ast.Policy`. Output: an `Analysis` that each pass in
-`compiler.passes.PASSES` reads and extends, in order. Passes append
+`compiler.check.passes.PASSES` reads and extends, in order. Passes append
 diagnostics here instead of raising, so every mistake is reported at once.
 """
 

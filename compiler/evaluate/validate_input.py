@@ -13,11 +13,11 @@ import datetime as _dt
 import math
 from typing import Any
 
-from compiler.check_types import allowed_values, describe_constraint, value_allowed
-from compiler.constants import show_value
+from compiler.check.check_types import allowed_values, describe_constraint, value_allowed
+from compiler.check.fold_constants import show_value
 from compiler.values import MAX_EXACT_INT, ValueProblem, parse_date
 from dsl import ast
-from dsl.diagnostics import FieldError, InputError
+from dsl.errors import FieldError, InputError
 
 _JSON_TYPE_NAMES = {
     bool: "true/false",

@@ -1,0 +1,1 @@
+"""Evaluation: the reference interpreter, the pure-Python kernel, input validation, results and batch."""
