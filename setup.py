@@ -54,7 +54,7 @@ setup(
             "pytest>=8",
             "hypothesis>=6.100",
             "pytest-benchmark>=4",
-            "ruff>=0.6",
+            "ruff==0.17.6",
             "pandas>=2",
         ],
         # The peers the benchmarks compare against (benchmarks/test_bench_peers.py).

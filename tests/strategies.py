@@ -238,8 +238,22 @@ def _expr(draw: st.DrawFn, env: _Env, type_: str, depth: int = 2) -> ast.Expr:
 
 
 _SHAPES = {
-    "int": ["leaf", "arith", "negate", "if", "min", "max", "abs", "clamp", "floor", "ceil", "len",
-            "years_between", "days_between", "coalesce"],
+    "int": [
+        "leaf",
+        "arith",
+        "negate",
+        "if",
+        "min",
+        "max",
+        "abs",
+        "clamp",
+        "floor",
+        "ceil",
+        "len",
+        "years_between",
+        "days_between",
+        "coalesce",
+    ],
     "number": ["leaf", "arith", "negate", "if", "min", "max", "abs", "round", "clamp", "coalesce"],
     "bool": ["leaf", "compare", "in", "is_missing", "and", "or", "not", "if", "contains", "starts_with"],
     "string": ["leaf", "if", "lower", "upper", "coalesce"],
@@ -361,8 +375,13 @@ def _input_field(draw: st.DrawFn, env: _Env, allow_key: bool) -> ast.Field:
         # declared (records exercise them) but expressions leave them alone.
         env.values[name] = kind
     return ast.Field(
-        name, type_ref, optional="optional" in modifiers, key="key" in modifiers, pii="pii" in modifiers,
-        allowed=allowed, modifiers=tuple(order),
+        name,
+        type_ref,
+        optional="optional" in modifiers,
+        key="key" in modifiers,
+        pii="pii" in modifiers,
+        allowed=allowed,
+        modifiers=tuple(order),
     )
 
 
@@ -393,7 +412,11 @@ def _output_field(draw: st.DrawFn, env: _Env) -> ast.Field:
             else:
                 default = _constant(draw, kind)
         field_ = ast.Field(
-            name, ast.TypeRef(kind), optional=optional, allowed=allowed, default=default,
+            name,
+            ast.TypeRef(kind),
+            optional=optional,
+            allowed=allowed,
+            default=default,
             modifiers=tuple(draw(st.permutations(modifiers))),
         )
     env.outputs[name] = field_
@@ -642,11 +665,11 @@ _DATE_EDGES = [dt.date(2024, 2, 29), dt.date(1900, 1, 1), dt.date(2099, 12, 31),
 
 def _scalar_values(type_: str) -> st.SearchStrategy[Any]:
     if type_ == "int":
-        return st.one_of(st.sampled_from(_INT_EDGES), st.integers(-10**6, 10**6))
+        return st.one_of(st.sampled_from(_INT_EDGES), st.integers(-(10**6), 10**6))
     if type_ == "number":
         return st.one_of(
             st.sampled_from(_NUMBER_EDGES),
-            st.integers(-10**6, 10**6),
+            st.integers(-(10**6), 10**6),
             st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False),
         )
     if type_ == "bool":
@@ -731,8 +754,9 @@ def _wrong_value(draw: st.DrawFn, input_field: ast.Field) -> Any:
         candidates.append([wrong_element])
     allowed = input_field.allowed
     if isinstance(allowed, ast.SetLiteral):
-        candidates.append({"string": "not-a-member-\u2028", "int": -987_654, "number": -987_654.5}.get(
-            input_field.type.name, "x"))
+        candidates.append(
+            {"string": "not-a-member-\u2028", "int": -987_654, "number": -987_654.5}.get(input_field.type.name, "x")
+        )
     elif isinstance(allowed, ast.Interval):
         candidates.extend(_interval_outside(allowed, input_field.type.name))
     if input_field.optional:

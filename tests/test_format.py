@@ -210,7 +210,7 @@ def test_comment_marker_inside_string_is_not_a_comment() -> None:
 
 
 def test_syntax_error_is_raised_untouched() -> None:
-    bad = "policy p:\n    title: \"t\"\ninput:\n    a: int\noutput:\n    o: int = (1\n"
+    bad = 'policy p:\n    title: "t"\ninput:\n    a: int\noutput:\n    o: int = (1\n'
     with pytest.raises(dsl.PolicySyntaxError) as from_parse:
         dsl.parse(bad, "bad.policy")
     with pytest.raises(dsl.PolicySyntaxError) as from_format:
@@ -229,8 +229,14 @@ def test_crlf_bom_and_missing_final_newline() -> None:
 
 @pytest.mark.parametrize(
     ("value", "literal"),
-    [("plain", '"plain"'), ('say "hi"', r'"say \"hi\""'), ("back\\slash", r'"back\\slash"'),
-     ("two\nlines", r'"two\nlines"'), ("a\tb", r'"a\tb"'), ("中文 é", '"中文 é"')],
+    [
+        ("plain", '"plain"'),
+        ('say "hi"', r'"say \"hi\""'),
+        ("back\\slash", r'"back\\slash"'),
+        ("two\nlines", r'"two\nlines"'),
+        ("a\tb", r'"a\tb"'),
+        ("中文 é", '"中文 é"'),
+    ],
 )
 def test_strings_are_re_escaped(value: str, literal: str) -> None:
     assert quote(value) == literal
@@ -252,7 +258,7 @@ def test_numbers_without_spelling(value: float, text: str) -> None:
 
 def test_numbers_keep_their_spelling() -> None:
     source = (
-        "policy p:\n    title: \"t\"\ninput:\n    a: number\noutput:\n    o: number = 1_000\n"
+        'policy p:\n    title: "t"\ninput:\n    a: number\noutput:\n    o: number = 1_000\n'
         "let x = a * 7.9% + 0.50 + 1_000_000\n"
     )
     formatted = format_source(source)
@@ -268,7 +274,8 @@ def test_hand_built_ast_without_spellings() -> None:
         (ast.Field("o", ast.TypeRef("number"), default=ast.Number(0.25)),),
         (
             ast.Scorecard(
-                "s", -12.5,
+                "s",
+                -12.5,
                 (ast.Characteristic(ast.Name("a"), None, (ast.Bin(ast.TestCompare("<", ast.Number(3)), -7),)),),
             ),
         ),
@@ -282,7 +289,7 @@ def test_hand_built_ast_without_spellings() -> None:
 
 def test_rule_then_layout_is_kept() -> None:
     source = (
-        "policy p:\n    title: \"t\"\ninput:\n    a: int\noutput:\n    o: int = 0\n"
+        'policy p:\n    title: "t"\ninput:\n    a: int\noutput:\n    o: int = 0\n'
         "rules r (first):\n    rule A:\n        when a > 1\n        then:\n            o = 1\n"
         "    rule B:\n        when a > 2\n        then o = 2, stop\n"
     )

@@ -27,7 +27,9 @@ from tests.conftest import POLICIES
 from tests.strategies import input_records, policies_with_text
 from tests.test_batch import normalise, row_by_row
 
-pytestmark = pytest.mark.skipif(implementation.IMPLEMENTATION != "cython", reason="the GIL-free path is the Cython kernel's")
+pytestmark = pytest.mark.skipif(
+    implementation.IMPLEMENTATION != "cython", reason="the GIL-free path is the Cython kernel's"
+)
 
 AS_OF = _dt.date(2026, 11, 21)
 NATIVE_POLICIES = ["consumer_loan", "credit_line", "early_collections"]  # cross_sell has a collect table
@@ -112,9 +114,11 @@ def test_batch_without_trace_runs_natively_and_equals_single(monkeypatch) -> Non
     bailed = []
     original = batch._run_python
     monkeypatch.setattr(
-        batch, "_run_python", lambda runner, frame, v, m, t, rows, *rest: bailed.append(len(rows)) or original(
-            runner, frame, v, m, t, rows, *rest
-        )
+        batch,
+        "_run_python",
+        lambda runner, frame, v, m, t, rows, *rest: (
+            bailed.append(len(rows)) or original(runner, frame, v, m, t, rows, *rest)
+        ),
     )
     result = policy.evaluate_batch(table, as_of="2026-11-21", lists=lists)
     assert bailed == [0]  # every row decided on the GIL-free path

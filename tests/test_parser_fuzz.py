@@ -29,6 +29,7 @@ FILENAME = "fuzz/mutant.policy"
 
 FUZZ_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
+
 def _seed_policies() -> list[str]:
     seeds = [p.read_text(encoding="utf-8") for p in sorted((REPO / "policies").glob("*.policy"))]
     seeds += [p.read_text(encoding="utf-8") for p in sorted((TESTS / "golden" / "format").glob("*.policy"))]
@@ -73,7 +74,7 @@ def _check_position(text: str | bytes, filename: str, span: dsl.Span, rendered: 
     if excerpt:
         gutter = f"{span.line:>4} | "
         assert excerpt[0].startswith(gutter)
-        shown = excerpt[0][len(gutter):]
+        shown = excerpt[0][len(gutter) :]
         if shown != line:
             # A very long line is shown as a window, cut ends marked with "...".
             assert shown.startswith("...") or shown.endswith("..."), "the excerpt quotes a different line"
@@ -84,9 +85,53 @@ def _check_position(text: str | bytes, filename: str, span: dsl.Span, rendered: 
 
 _NOISE = st.sampled_from(
     [
-        '"', "#", "|", "||", ":", "(", ")", "{", "}", "[", "]", ".", "..", "-", "=", "==", "=>", "<", ">=", "%",
-        "_", ",", "\\", " ", "    ", "\n", "\r", "\r\n", "\t", "é", "中", "😀", "\u200b", "\ufeff", "\xa0",
-        "\u2028", "\x0c", "\x00", "0", "1_0", "9%", "a", "not ", " in ", "is missing", "otherwise", "rule",
+        '"',
+        "#",
+        "|",
+        "||",
+        ":",
+        "(",
+        ")",
+        "{",
+        "}",
+        "[",
+        "]",
+        ".",
+        "..",
+        "-",
+        "=",
+        "==",
+        "=>",
+        "<",
+        ">=",
+        "%",
+        "_",
+        ",",
+        "\\",
+        " ",
+        "    ",
+        "\n",
+        "\r",
+        "\r\n",
+        "\t",
+        "é",
+        "中",
+        "😀",
+        "\u200b",
+        "\ufeff",
+        "\xa0",
+        "\u2028",
+        "\x0c",
+        "\x00",
+        "0",
+        "1_0",
+        "9%",
+        "a",
+        "not ",
+        " in ",
+        "is missing",
+        "otherwise",
+        "rule",
     ]
 )
 _NON_ASCII = st.sampled_from(["é", "ß", "中文", "😀", "\u200b", "\ufeff", "\xa0", "\u0301", "\U0010ffff"])
@@ -103,14 +148,25 @@ def _line_index(draw: st.DrawFn, lines: list[str]) -> int:
 def _mutate_once(draw: st.DrawFn, text: str) -> str:
     op = draw(
         st.sampled_from(
-            ["delete", "insert", "duplicate", "swap_lines", "delete_line", "duplicate_line", "indent", "dedent",
-             "tab", "non_ascii", "truncate"]
+            [
+                "delete",
+                "insert",
+                "duplicate",
+                "swap_lines",
+                "delete_line",
+                "duplicate_line",
+                "indent",
+                "dedent",
+                "tab",
+                "non_ascii",
+                "truncate",
+            ]
         )
     )
     at = _position(draw, text)
     lines = text.split("\n")
     if op == "delete":
-        return text[:at] + text[at + draw(st.integers(1, 5)):]
+        return text[:at] + text[at + draw(st.integers(1, 5)) :]
     if op == "insert":
         return text[:at] + draw(_NOISE) + text[at:]
     if op == "duplicate":
@@ -129,7 +185,7 @@ def _mutate_once(draw: st.DrawFn, text: str) -> str:
         lines[index] = " " * draw(st.integers(1, 9)) + lines[index]
     elif op == "dedent":
         index = _line_index(draw, lines)
-        lines[index] = lines[index][draw(st.integers(1, 9)):] if lines[index].startswith(" ") else lines[index]
+        lines[index] = lines[index][draw(st.integers(1, 9)) :] if lines[index].startswith(" ") else lines[index]
     elif op == "tab":
         return text[:at] + "\t" + text[at:]
     elif op == "non_ascii":
@@ -149,12 +205,87 @@ def mutants(draw: st.DrawFn, seeds: st.SearchStrategy[str]) -> str:
 
 _TOKENS = st.sampled_from(
     [
-        "policy", "input", "output", "list", "let", "rules", "rule", "when", "then", "table", "scorecard", "tree",
-        "reason", "stop", "otherwise", "missing", "is", "not", "and", "or", "in", "if", "else", "true", "false",
-        "today", "title", "kind", "first", "all", "collect", "sort", "desc", "limit", "base", "int", "string",
-        "of", "optional", "key", "pii", "x", "score", "_a1", "42", "7.9%", "1_000", "1__0", "0.", '"s"', '"\\q"',
-        '"', ":", ",", "(", ")", "{", "}", "[", "]", "..", "|", "||", "=", "==", "=>", "<", "!=", "+", "-", "*",
-        "/", ".", "#c", "\n", "\n    ", "\n        ", "\n  ", " ", "\t", "\r",
+        "policy",
+        "input",
+        "output",
+        "list",
+        "let",
+        "rules",
+        "rule",
+        "when",
+        "then",
+        "table",
+        "scorecard",
+        "tree",
+        "reason",
+        "stop",
+        "otherwise",
+        "missing",
+        "is",
+        "not",
+        "and",
+        "or",
+        "in",
+        "if",
+        "else",
+        "true",
+        "false",
+        "today",
+        "title",
+        "kind",
+        "first",
+        "all",
+        "collect",
+        "sort",
+        "desc",
+        "limit",
+        "base",
+        "int",
+        "string",
+        "of",
+        "optional",
+        "key",
+        "pii",
+        "x",
+        "score",
+        "_a1",
+        "42",
+        "7.9%",
+        "1_000",
+        "1__0",
+        "0.",
+        '"s"',
+        '"\\q"',
+        '"',
+        ":",
+        ",",
+        "(",
+        ")",
+        "{",
+        "}",
+        "[",
+        "]",
+        "..",
+        "|",
+        "||",
+        "=",
+        "==",
+        "=>",
+        "<",
+        "!=",
+        "+",
+        "-",
+        "*",
+        "/",
+        ".",
+        "#c",
+        "\n",
+        "\n    ",
+        "\n        ",
+        "\n  ",
+        " ",
+        "\t",
+        "\r",
     ]
 )
 _policy_like = st.lists(_TOKENS, max_size=60).map(" ".join) | st.lists(_TOKENS, max_size=60).map("".join)
@@ -174,7 +305,7 @@ def test_seeds_are_valid_policies() -> None:
 @example("")
 @example("\ufeff")
 @example("policy")
-@example("policy p:\n\ttitle: \"t\"\n")
+@example('policy p:\n\ttitle: "t"\n')
 def test_random_text(text: str) -> None:
     check_parse(text)
 
@@ -188,7 +319,7 @@ def test_policy_like_token_soup(text: str) -> None:
 @FUZZ_SETTINGS
 @given(st.binary(max_size=200) | _policy_like.map(lambda t: t.encode("utf-8", "surrogatepass")))
 @example(b"\xff\xfe")
-@example(b"policy p:\n    title: \"\xc3\x28\"\n")
+@example(b'policy p:\n    title: "\xc3\x28"\n')
 @example(b"\xef\xbb\xbfpolicy p:\r\n")
 def test_random_bytes(data: bytes) -> None:
     check_parse(data)
@@ -215,13 +346,13 @@ def test_mutated_policies_as_bytes(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "policy p:\n    title: \"t\"\n\tinput:\n",  # tab
-        "policy p:\n    title: \"unterminated\ninput:\n",
-        "policy p:\n    title: \"t\"\n  input:\n",  # dedent to no enclosing level
-        "policy p:\n    title: \"t\"\ninput:\n    a: int\noutput:\n    o: int = 1__0\n",  # malformed number
-        "policy p:\n    title: \"\\q\"\n",  # unknown escape
-        "policy p:\n    title: \"t\"\ninput:\n    a: int\noutput:\n    o: int = 99999999999999999999\n",
-        "policy p:\n    title: \"t\"\ninput",  # ends too early
+        'policy p:\n    title: "t"\n\tinput:\n',  # tab
+        'policy p:\n    title: "unterminated\ninput:\n',
+        'policy p:\n    title: "t"\n  input:\n',  # dedent to no enclosing level
+        'policy p:\n    title: "t"\ninput:\n    a: int\noutput:\n    o: int = 1__0\n',  # malformed number
+        'policy p:\n    title: "\\q"\n',  # unknown escape
+        'policy p:\n    title: "t"\ninput:\n    a: int\noutput:\n    o: int = 99999999999999999999\n',
+        'policy p:\n    title: "t"\ninput',  # ends too early
         "# only a comment\n",
     ],
 )

@@ -101,8 +101,19 @@ def _encode_natively(column, type_name: str, constraint, required: bool, values,
         )
         rows = slice(start, start + length)
         encode_numbers(
-            raw, validity, chunk.offset, bias, whole, has_range, low, high, closed, required,
-            values[rows], missing[rows], needs_check.view(np.uint8)[rows],
+            raw,
+            validity,
+            chunk.offset,
+            bias,
+            whole,
+            has_range,
+            low,
+            high,
+            closed,
+            required,
+            values[rows],
+            missing[rows],
+            needs_check.view(np.uint8)[rows],
         )
         start += length
     return True

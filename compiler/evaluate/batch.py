@@ -78,7 +78,17 @@ def evaluate_batch(
     reason_ids = np.zeros(0, dtype=np.int32)
     if getattr(runner, "native", False) and not trace:
         reason_ids = _run_native(
-            runner, arrays, frame, prepared, values, missing, today, status, out_values, out_missing, reason_count,
+            runner,
+            arrays,
+            frame,
+            prepared,
+            values,
+            missing,
+            today,
+            status,
+            out_values,
+            out_missing,
+            reason_count,
             threads,
         )
         python_rows = np.flatnonzero(status == 2)
