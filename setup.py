@@ -1,6 +1,7 @@
 """Decide: a rules and decision management server for lenders.
 
-Builds the Cython kernel `compiler._fastpath` when a C compiler is present;
+Builds the Cython kernel `compiler._fastpath` and the Arrow column encoder
+`compiler.evaluate._encode_columns` when a C compiler is present;
 without one the install still succeeds and the pure-Python twin is used,
 unless DECIDE_REQUIRE_CYTHON=1 (CI sets it), which makes a failed build an
 error.
@@ -21,7 +22,10 @@ def extensions() -> list:
             raise
         return []
     built = cythonize(
-        [Extension("compiler._fastpath", ["compiler/_fastpath.pyx"])],
+        [
+            Extension("compiler._fastpath", ["compiler/_fastpath.pyx"]),
+            Extension("compiler.evaluate._encode_columns", ["compiler/evaluate/_encode_columns.pyx"]),
+        ],
         compiler_directives={"language_level": "3"},
         quiet=True,
     )
@@ -40,7 +44,11 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["dsl", "dsl.*", "compiler", "compiler.*", "decide_cli", "decide_cli.*"]),
-    package_data={"dsl": ["grammar.lark"], "compiler": ["_fastpath.pyx"]},
+    package_data={
+        "dsl": ["grammar.lark"],
+        "compiler": ["_fastpath.pyx", "_fastpath.pxd", "_fastpath.pyi", "py.typed"],
+        "compiler.evaluate": ["_encode_columns.pyx", "_encode_columns.pyi"],
+    },
     ext_modules=extensions(),
     install_requires=[
         "lark>=1.2,<2",

@@ -1,195 +1,110 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""The Cython kernel: one generic evaluator of `PolicyArrays`, the twin of `compiler/evaluate/python_kernel.py`.
+"""The Cython kernel: the GIL-free row evaluator of `PolicyArrays`.
 
 Input: validated `PolicyArrays` (every index checked by `validate`, stack
 depths included, which is what makes running without bounds checks safe),
-a validated record, the evaluation date and the named lists. Output: the
-same (outputs, trace) as the pure-Python twin and the reference interpreter,
-or the same `EvaluationError`.
+then a record (validated, or raw and vouched for here with the validator's
+fast checks), the evaluation date and the named lists — or, for a batch,
+encoded input columns. Output: the outputs, reasons and trace, exactly as
+the pure-Python kernel (`compiler/evaluate/python_kernel.py`) gives them, or
+*None* / a bailed row.
 
-Two ways of running a row share one instruction core (`_run_code`):
-
-* the GIL-free path (`_n_*`, `native_rows`, `evaluate_record`): no Python
-  object per row; reasons and reason lists are string ids. It bails at the
-  first escape it does not run or the first error, and the row runs again
-  on
-* the Python path (`_statement`, `_program`...): strings, lists and records
-  as Python objects in the twin's `Frame`; escapes and error messages call
-  the twin's functions, so both implementations share one definition of
-  everything that is not arithmetic on numbers.
-
-docs/compiled.md describes both.
+It has one job: run rows with no Python object per row (slots, stack,
+reasons and reason lists as string ids, the trace as leaf events). At
+anything it does not run itself (an escape on strings' text or records, any
+evaluation error, a full buffer) it bails, and the caller runs the whole row
+on the pure-Python kernel over the same arrays, which words every error.
+So there is one definition of the language's semantics beyond this fast
+subset, and no per-call state on the `Runner`: every call has its own
+`Machine`. The declarations are in `_fastpath.pxd`; what callers may use is
+in `_fastpath.pyi`. docs/compiled.md describes it.
 """
 
 from libc.math cimport ceil, fabs, floor, isfinite
 cimport cython
-from cpython.ref cimport PyObject
 from libc.stdlib cimport calloc, free, malloc
 
 import datetime as _dt
 
 import numpy as np
 
-from compiler.evaluate import python_kernel as _twin
 from compiler.lower import opcodes as O
 from compiler.lower.arrays import ARRAY_FIELDS, PolicyArrays
 from compiler.values import ValueProblem as _ValueProblem, parse_date as _parse_date, round_half_away as _round_half_away
-from dsl.errors import EvaluationError as _EvaluationError
 
 cdef double MAX_EXACT_INT = 9007199254740992.0
 cdef double MAX_ORDINAL = 3652059.0  # date(9999, 12, 31)
-
-# Mirrors of compiler/lower/opcodes.py (checked against it by tests/test_fastpath.py).
-cdef enum:
-    T_NUM = 0
-    T_INT = 1
-    T_BOOL = 2
-    T_STR = 3
-    T_DATE = 4
-    T_OBJ = 5
-
-cdef enum:
-    OP_CONST = 0
-    OP_MISSING = 1
-    OP_LOAD = 2
-    OP_ADD = 3
-    OP_SUB = 4
-    OP_MUL = 5
-    OP_DIV = 6
-    OP_NEG = 7
-    OP_ADD_I = 8
-    OP_SUB_I = 9
-    OP_MUL_I = 10
-    OP_NEG_I = 11
-    OP_EQ = 12
-    OP_NE = 13
-    OP_LT = 14
-    OP_LE = 15
-    OP_GT = 16
-    OP_GE = 17
-    OP_AND = 18
-    OP_OR = 19
-    OP_NOT = 20
-    OP_IS_MISSING = 21
-    OP_NOT_MISSING = 22
-    OP_JUMP_UNLESS_TRUE = 23
-    OP_JUMP = 24
-    OP_JUMP_IF_FALSE_KEEP = 25
-    OP_JUMP_IF_TRUE_KEEP = 26
-    OP_IN_SET = 27
-    OP_IN_RANGE = 28
-    OP_MIN = 29
-    OP_MAX = 30
-    OP_ABS = 31
-    OP_ABS_I = 32
-    OP_FLOOR = 33
-    OP_CEIL = 34
-    OP_CLAMP = 35
-    OP_COALESCE = 36
-    OP_DAYS_BETWEEN = 37
-    OP_YEARS_BETWEEN = 38
-    OP_ESCAPE = 39
-    OP_BETWEEN = 40
-    OP_IN_ITEMS = 41
-    OP_JUMP_IF_MISSING_KEEP = 42
-
-cdef enum:
-    S_LET = 0
-    S_RULES_FIRST = 1
-    S_RULES_ALL = 2
-    S_TABLE_FIRST = 3
-    S_TABLE_UNIQUE = 4
-    S_TABLE_COLLECT = 5
-    S_SCORECARD = 6
-    S_TREE = 7
-    S_LIST = 8
-
-cdef enum:
-    A_ASSIGN = 0
-    A_REASON = 1
-    A_STOP = 2
-    A_SET = 3
-    A_FIELD = 4
-
 
 NATIVE_REASONS_CAPACITY = REASONS_CAPACITY
 
 
 def constants():
-    """The kernel's numbering, for the test that keeps it equal to compiler/lower/opcodes.py."""
+    """Every number the kernel shares with compiler/lower/opcodes.py, by name (tests/test_fastpath.py compares them)."""
     return {
-        "types": (T_NUM, T_INT, T_BOOL, T_STR, T_DATE, T_OBJ),
-        "ops": tuple(range(OP_JUMP_IF_MISSING_KEEP + 1)),
-        "last_op": OP_JUMP_IF_MISSING_KEEP,
-        "statements": (S_LET, S_RULES_FIRST, S_RULES_ALL, S_TABLE_FIRST, S_TABLE_UNIQUE, S_TABLE_COLLECT,
-                       S_SCORECARD, S_TREE, S_LIST),
-        "actions": (A_ASSIGN, A_REASON, A_STOP, A_SET, A_FIELD),
+        "T_NUM": T_NUM,
+        "T_INT": T_INT,
+        "T_BOOL": T_BOOL,
+        "T_STR": T_STR,
+        "T_DATE": T_DATE,
+        "T_OBJ": T_OBJ,
+        "OP_CONST": OP_CONST,
+        "OP_MISSING": OP_MISSING,
+        "OP_LOAD": OP_LOAD,
+        "OP_ADD": OP_ADD,
+        "OP_SUB": OP_SUB,
+        "OP_MUL": OP_MUL,
+        "OP_DIV": OP_DIV,
+        "OP_NEG": OP_NEG,
+        "OP_ADD_I": OP_ADD_I,
+        "OP_SUB_I": OP_SUB_I,
+        "OP_MUL_I": OP_MUL_I,
+        "OP_NEG_I": OP_NEG_I,
+        "OP_EQ": OP_EQ,
+        "OP_NE": OP_NE,
+        "OP_LT": OP_LT,
+        "OP_LE": OP_LE,
+        "OP_GT": OP_GT,
+        "OP_GE": OP_GE,
+        "OP_AND": OP_AND,
+        "OP_OR": OP_OR,
+        "OP_NOT": OP_NOT,
+        "OP_IS_MISSING": OP_IS_MISSING,
+        "OP_NOT_MISSING": OP_NOT_MISSING,
+        "OP_JUMP_UNLESS_TRUE": OP_JUMP_UNLESS_TRUE,
+        "OP_JUMP": OP_JUMP,
+        "OP_JUMP_IF_FALSE_KEEP": OP_JUMP_IF_FALSE_KEEP,
+        "OP_JUMP_IF_TRUE_KEEP": OP_JUMP_IF_TRUE_KEEP,
+        "OP_IN_SET": OP_IN_SET,
+        "OP_IN_RANGE": OP_IN_RANGE,
+        "OP_MIN": OP_MIN,
+        "OP_MAX": OP_MAX,
+        "OP_ABS": OP_ABS,
+        "OP_ABS_I": OP_ABS_I,
+        "OP_FLOOR": OP_FLOOR,
+        "OP_CEIL": OP_CEIL,
+        "OP_CLAMP": OP_CLAMP,
+        "OP_COALESCE": OP_COALESCE,
+        "OP_DAYS_BETWEEN": OP_DAYS_BETWEEN,
+        "OP_YEARS_BETWEEN": OP_YEARS_BETWEEN,
+        "OP_ESCAPE": OP_ESCAPE,
+        "OP_BETWEEN": OP_BETWEEN,
+        "OP_IN_ITEMS": OP_IN_ITEMS,
+        "OP_JUMP_IF_MISSING_KEEP": OP_JUMP_IF_MISSING_KEEP,
+        "S_LET": S_LET,
+        "S_RULES_FIRST": S_RULES_FIRST,
+        "S_RULES_ALL": S_RULES_ALL,
+        "S_TABLE_FIRST": S_TABLE_FIRST,
+        "S_TABLE_UNIQUE": S_TABLE_UNIQUE,
+        "S_TABLE_COLLECT": S_TABLE_COLLECT,
+        "S_SCORECARD": S_SCORECARD,
+        "S_TREE": S_TREE,
+        "S_LIST": S_LIST,
+        "A_ASSIGN": A_ASSIGN,
+        "A_REASON": A_REASON,
+        "A_STOP": A_STOP,
+        "A_SET": A_SET,
+        "A_FIELD": A_FIELD,
     }
-
-
-cdef enum:
-    # What a native (GIL-free) step reports.
-    N_OK = 0
-    N_STOP = 1  # `stop`: the policy ends with the outputs as they are
-    N_BAIL = 2  # something only the Python path can do (an escape, an error message): run the row there
-
-cdef enum:
-    # Node tests recognised in a node's program, run without the instruction loop.
-    FAST_NONE = 0
-    FAST_EQ = 1
-    FAST_NE = 2
-    FAST_LT = 3
-    FAST_LE = 4
-    FAST_GT = 5
-    FAST_GE = 6
-    FAST_RANGE = 7
-    FAST_SET = 8
-    FAST_IS_MISSING = 9
-    FAST_NOT_MISSING = 10
-
-cdef enum:
-    # Escapes the native evaluator runs itself (the rest make the row bail).
-    E_PYTHON = 0
-    E_IN_TEXT_LIST = 1  # a string in a named list
-    E_TOP = 2  # top(reason list, n)
-    E_LEN_LIST = 3  # len(reason list)
-    E_REASONS = 4  # the reasons so far, as a list
-    E_IN_TEXT_VALUE = 5  # a string in a reason list
-    E_ROUND = 6  # round(number, int): the twin's exact decimal rounding, called under the GIL
-    E_ROUND_INT = 7  # round(int, int)
-
-cdef enum:
-    REASONS_CAPACITY = 64  # reasons a row may collect on the GIL-free path (more: it bails)
-    LISTS_CAPACITY = 64
-
-
-cdef struct Machine:
-    # Slots and the instruction stack (the GIL path uses these too).
-    double* value
-    char* missing
-    double* stack
-    char* sm
-    # The native path's reasons and lists: string ids, no Python objects.
-    int* reasons
-    int n_reasons
-    int* items  # list items, each list a run of them
-    int n_items
-    int items_capacity
-    int* list_start
-    int* list_len
-    int n_lists
-    double* score_loss  # a scorecard's scored bins, for ordering its reasons
-    int* score_code
-    # Trace events: -(statement + 1) opens a statement, then the leaves it reached; NULL for no trace.
-    int* trace
-    int n_trace
-    # Named-list membership of every string id of a batch (rows: escapes), or NULL.
-    const unsigned char* members
-    Py_ssize_t member_ids
-    # Borrowed: the named lists and the extra strings of a single evaluation (looked up under the GIL).
-    PyObject* lists
-    PyObject* extra_strings
-    Py_ssize_t n_strings  # string ids are 0..n_strings-1 (the pool, then the strings met in the inputs)
 
 
 cdef inline int _list_index(Machine* m, double v) noexcept nogil:
@@ -247,27 +162,6 @@ cdef void _machine_free(Machine* m) noexcept nogil:
     free(m.score_code)
     free(m.trace)
     free(m)
-
-
-cdef class _State:
-    """One evaluation on the Python path: the C machine plus the frame (strings, objects, reasons)."""
-
-    cdef Machine* m
-    cdef double* value
-    cdef char* missing
-    cdef double* stack
-    cdef char* stack_missing
-    cdef object frame
-
-    def __cinit__(self, int n_slots, int max_stack):
-        self.m = _machine_new(n_slots, max_stack, 0, 0, False)
-        self.value = self.m.value
-        self.missing = self.m.missing
-        self.stack = self.m.stack
-        self.stack_missing = self.m.sm
-
-    def __dealloc__(self):
-        _machine_free(self.m)
 
 
 def _leaf_trace_entries(arrays):
@@ -352,8 +246,33 @@ def _runs_natively(arrays):
 _ABSENT = object()
 
 
-class _StopPolicy(Exception):
-    pass
+def _input_checks(plans):
+    """The input validator's plans as the checks `evaluate_record` vouches for plainly valid records with.
+
+    Per input: (name, type, optional, closed, low, high, allowed strings). `closed` is -1 without a
+    range (else 1 low end closed + 2 high end closed); an input whose allowed values this cannot
+    check exactly (a set of numbers, bounds a double does not hold) is never vouched for.
+    """
+    checks = []
+    for name, type_name, type_ref, optional, pii, constraint in plans:
+        type_ = {"number": T_NUM, "int": T_INT, "bool": T_BOOL, "string": T_STR, "date": T_DATE}.get(type_name, -1)
+        closed, low, high, allowed = -1, 0.0, 0.0, None
+        if constraint is not None and constraint[0] == "set":
+            if type_ != T_STR or not all(type(member) is str for member in constraint[1]):
+                type_ = -1
+            allowed = frozenset(constraint[1])
+        elif constraint is not None:
+            low_value, high_value, low_closed, high_closed = constraint[1]
+            if type_ == T_DATE:
+                low, high = low_value.toordinal(), high_value.toordinal()
+            elif float(low_value) == low_value and float(high_value) == high_value:
+                low, high = float(low_value), float(high_value)
+            else:
+                type_ = -1
+            closed = low_closed + 2 * high_closed
+        checks.append((name, type_, optional, closed, low, high, allowed))
+    return checks
+
 
 
 cdef size_t _pin(list pinned, arrays, str field):
@@ -370,87 +289,14 @@ cdef size_t _pin_array(list pinned, array, dtype):
     return contiguous.ctypes.data
 
 
-@cython.final
 cdef class Runner:
-    """Evaluates one compiled policy; build it once per `PolicyArrays` and reuse it."""
+    """Evaluates one compiled policy on the GIL-free path; immutable after construction, safe to share across threads."""
 
-    cdef object arrays
-    cdef object prepared
-    cdef list pinned  # the contiguous arrays the pointers below point into
-    cdef int n_statements, n_inputs, n_outputs
-    cdef int n_slots, max_stack, today_slot
-    cdef const signed char* slot_types
-    cdef const short* code_op
-    cdef const double* code_arg
-    cdef const int* code_span
-    cdef const int* program_start
-    cdef const double* set_values
-    cdef const int* set_start
-    cdef const double* range_low
-    cdef const double* range_high
-    cdef const signed char* range_flags
-    cdef const int* node_program
-    cdef const int* node_true
-    cdef const int* node_false
-    cdef const int* node_missing
-    cdef const int* node_leaf
-    cdef const int* node_item
-    cdef const int* leaf_index
-    cdef const int* leaf_label
-    cdef const int* leaf_action_start
-    cdef const int* leaf_action_end
-    cdef const int* leaf_reason
-    cdef const int* leaf_item
-    cdef const double* leaf_points
-    cdef const signed char* action_kind
-    cdef const signed char* action_type
-    cdef const int* action_slot
-    cdef const int* action_program
-    cdef const int* action_output
-    cdef const int* action_span
-    cdef const int* tree_root
-    cdef const int* tree_program
-    cdef const int* tree_slot
-    cdef const int* tree_item
-    cdef const double* tree_best
-    cdef const signed char* stmt_kind
-    cdef const signed char* stmt_descending
-    cdef const int* stmt_name
-    cdef const int* stmt_slot
-    cdef const int* stmt_slot2
-    cdef const int* stmt_program
-    cdef const int* stmt_tree_start
-    cdef const int* stmt_tree_end
-    cdef const int* stmt_span
-    cdef const int* stmt_sort
-    cdef const int* column_slots
-    cdef const int* column_start
-    cdef const int* input_slots
-    cdef const int* output_slots
-    cdef const double* stmt_base
-    cdef const double* output_default
-    cdef const signed char* output_optional
-    cdef const signed char* output_default_missing
-    cdef const int* output_allowed_set
-    cdef const int* output_allowed_range
-    cdef list strings, input_names, output_names, escape_list_names, leaf_trace
-    cdef dict string_ids
-    cdef int n_pool
-    cdef const signed char* escape_kind
-    cdef int cur_statement, cur_item
-    # Node tests recognised as "slot <op> constant" (or a set, range or missing test): FAST_* per node.
-    cdef const signed char* fast_kind
-    cdef const int* fast_slot
-    cdef const double* fast_arg
-    cdef readonly bint native
-    cdef readonly bint native_takes_gil  # some escape on the GIL-free path runs Python (round): one thread
-    cdef int n_trees, n_trace_events
-    cdef dict trace_cache
-    cdef list input_checks  # from `vouch_inputs`: the validator's fast checks, per input
-
-    def __init__(self, arrays: PolicyArrays):
+    def __init__(self, arrays: PolicyArrays, input_plans=None):
+        """`input_plans`: the input validator's plans (`InputValidator.plans`), for `evaluate_record` to vouch
+        for plainly valid raw records; without them `evaluate_record` always returns None."""
         self.arrays = arrays
-        self.prepared = _twin.Prepared(arrays)
+        self.input_checks = None if input_plans is None else _input_checks(input_plans)
         self.pinned = []
         self.n_statements = len(arrays.stmt_kind)
         self.n_inputs = len(arrays.input_slots)
@@ -460,7 +306,7 @@ cdef class Runner:
         self.today_slot = arrays.today_slot
         self.strings = list(arrays.strings)
         self.n_pool = len(self.strings)
-        self.string_ids = self.prepared.string_ids
+        self.string_ids = {text: index for index, text in enumerate(self.strings)}
         self.escape_list_names = [escape.detail for escape in arrays.escapes]
         fast_kind, fast_slot, fast_arg = _fast_tests(arrays)
         self.escape_kind = <const signed char*> _pin_array(self.pinned, _escape_kinds(arrays), np.int8)
@@ -498,6 +344,7 @@ cdef class Runner:
         self.leaf_action_start = <const int*> _pin(self.pinned, arrays, "leaf_action_start")
         self.leaf_action_end = <const int*> _pin(self.pinned, arrays, "leaf_action_end")
         self.leaf_points = <const double*> _pin(self.pinned, arrays, "leaf_points")
+        self.leaf_span = <const int*> _pin(self.pinned, arrays, "leaf_span")
         self.leaf_reason = <const int*> _pin(self.pinned, arrays, "leaf_reason")
         self.leaf_item = <const int*> _pin(self.pinned, arrays, "leaf_item")
         self.action_kind = <const signed char*> _pin(self.pinned, arrays, "action_kind")
@@ -534,35 +381,16 @@ cdef class Runner:
 
     # ------------------------------------------------------------- entry
 
-    def new_frame(self, lists):
-        """A Python frame (strings, objects, reasons) to share across the rows of one batch."""
-        frame = _twin.Frame(self.prepared)
-        frame.lists = lists
-        return frame
-
-    def evaluate(self, dict record, today, lists):
-        """One validated record -> (outputs including reasons, trace).
-
-        The GIL-free path first; a record it bails on (an escape it does not run, an error whose message
-        only the Python path words) runs again from the start on the Python path.
-        """
-        if self.native:
-            result = self._evaluate_native(record, <double> today.toordinal(), lists)
-            if result is not None:
-                return result
-        return self._evaluate_python(record, today, lists)
-
     def evaluate_native(self, dict record, today, lists):
-        """The GIL-free path alone: (outputs, trace), or None where it bails (for tests and diagnostics)."""
-        return self._evaluate_native(record, <double> today.toordinal(), lists)
-
-    cdef _evaluate_native(self, dict record, double today, lists):
+        """One validated record: (outputs including reasons, trace), or None where the row bails."""
+        if not self.native:
+            return None
         cdef Machine* m = _machine_new(self.n_slots, self.max_stack, self.n_trees, self.n_trace_events, True)
         cdef int i
         cdef list extra = []
         extra_ids = {}
         try:
-            self._n_reset(m, today)
+            self._n_reset(m, <double> today.toordinal())
             for i in range(self.n_inputs):
                 value = record.get(self.input_names[i])
                 if value is not None:
@@ -574,7 +402,7 @@ cdef class Runner:
     def evaluate_record(self, record, today, lists, bint ignore_extra):
         """A raw record straight onto the GIL-free path: (outputs as JSON values, trace), or None.
 
-        The kernel vouches for the record itself with the validator's fast checks (`vouch_inputs`);
+        The kernel vouches for the record itself with the validator's fast checks (`input_plans`);
         None when it cannot (any value that is not plainly fine, an unknown field) or when the path
         bails. The caller then validates and evaluates the ordinary way, which words every error.
         """
@@ -635,33 +463,6 @@ cdef class Runner:
             return self._native_outcome(m, lists, extra, True)
         finally:
             _machine_free(m)
-
-    def vouch_inputs(self, plans):
-        """Take the input validator's plans, for `evaluate_record` to vouch for plainly valid records.
-
-        Per input: (name, type, optional, closed, low, high, allowed strings). `closed` is -1 without a
-        range (else 1 low end closed + 2 high end closed); an input whose allowed values this cannot
-        check exactly (a set of numbers, bounds a double does not hold) is never vouched for.
-        """
-        checks = []
-        for (name, type_name, type_ref, optional, pii, constraint), slot in zip(plans, self.input_names):
-            type_ = {"number": T_NUM, "int": T_INT, "bool": T_BOOL, "string": T_STR, "date": T_DATE}.get(type_name, -1)
-            closed, low, high, allowed = -1, 0.0, 0.0, None
-            if constraint is not None and constraint[0] == "set":
-                if type_ != T_STR or not all(type(member) is str for member in constraint[1]):
-                    type_ = -1
-                allowed = frozenset(constraint[1])
-            elif constraint is not None:
-                low_value, high_value, low_closed, high_closed = constraint[1]
-                if type_ == T_DATE:
-                    low, high = low_value.toordinal(), high_value.toordinal()
-                elif float(low_value) == low_value and float(high_value) == high_value:
-                    low, high = float(low_value), float(high_value)
-                else:
-                    type_ = -1
-                closed = low_closed + 2 * high_closed
-            checks.append((name, type_, optional, closed, low, high, allowed))
-        self.input_checks = checks
 
     cdef _load(self, Machine* m, int slot, value, list extra, dict extra_ids):
         """A validated value into its slot (strings interned: the pool's ids, then this record's own)."""
@@ -808,350 +609,6 @@ cdef class Runner:
             _machine_free(m)
         return written
 
-    def _evaluate_python(self, dict record, today, lists):
-        """The Python path: strings, objects and reasons in a frame; escapes and errors in Python."""
-        cdef _State state = _State(self.n_slots, self.max_stack)
-        cdef int i, slot, type_
-        frame = _twin.Frame(self.prepared)
-        frame.lists = lists
-        state.frame = frame
-        self._reset(state, <double> today.toordinal())
-        for i, name in enumerate(self.input_names):
-            value = record.get(name)
-            if value is not None:
-                slot = self.input_slots[i]
-                type_ = self.slot_types[slot]
-                if type_ == T_NUM or type_ == T_INT:
-                    state.value[slot] = <double> value
-                elif type_ == T_BOOL:
-                    state.value[slot] = 1.0 if value else 0.0
-                elif type_ == T_DATE:
-                    state.value[slot] = <double> value.toordinal()
-                elif type_ == T_STR:
-                    state.value[slot] = frame.intern(value)
-                else:
-                    state.value[slot] = frame.encode(value, type_)
-                state.missing[slot] = 0
-        trace = []
-        self._run_statements(state, trace)
-        outputs = {}
-        for i, name in enumerate(self.output_names):
-            slot = self.output_slots[i]
-            type_ = self.slot_types[slot]
-            if state.missing[slot]:
-                outputs[name] = None
-            elif type_ == T_NUM:
-                outputs[name] = state.value[slot]
-            elif type_ == T_INT and fabs(state.value[slot]) <= MAX_EXACT_INT:
-                outputs[name] = <long long> state.value[slot]
-            elif type_ == T_BOOL:
-                outputs[name] = state.value[slot] != 0.0
-            elif type_ == T_STR:
-                outputs[name] = frame.text(state.value[slot])
-            else:
-                value = frame.decode(state.value[slot], type_)
-                outputs[name] = list(value) if isinstance(value, list) else value
-        outputs["reasons"] = list(frame.reasons)
-        return outputs, trace
-
-    def evaluate_columns(self, frame, const double[:, :] inputs, const unsigned char[:, :] inputs_missing,
-                         const double[:] today, const unsigned char[:] skip, double[:, :] out_values,
-                         unsigned char[:, :] out_missing, bint want_trace):
-        """Rows of encoded input columns -> output columns; the twin of `evaluate_arrays.evaluate_columns`."""
-        cdef Py_ssize_t n_rows = today.shape[0], row
-        cdef int n_inputs = self.n_inputs, n_outputs = self.n_outputs
-        cdef int i, slot
-        cdef _State state = _State(self.n_slots, self.max_stack)
-        state.frame = frame
-        object_outputs = {i: [None] * n_rows for i in range(n_outputs)
-                          if self.slot_types[self.output_slots[i]] == T_OBJ}
-        reasons = [None] * n_rows
-        traces = [None] * n_rows if want_trace else None
-        errors = [None] * n_rows
-        for row in range(n_rows):
-            if skip[row]:
-                continue
-            self._reset(state, today[row])
-            for i in range(n_inputs):
-                slot = self.input_slots[i]
-                state.value[slot] = inputs[i, row]
-                state.missing[slot] = inputs_missing[i, row]
-            trace = [] if want_trace else None
-            try:
-                self._run_statements(state, trace)
-            except _EvaluationError as exc:
-                errors[row] = str(exc)
-                continue
-            for i in range(n_outputs):
-                slot = self.output_slots[i]
-                if state.missing[slot]:
-                    continue
-                if i in object_outputs:
-                    object_outputs[i][row] = _twin._plain(frame.decode(state.value[slot], T_OBJ))
-                else:
-                    out_values[i, row] = state.value[slot]
-                    out_missing[i, row] = 0
-            reasons[row] = list(frame.reasons)
-            if want_trace:
-                traces[row] = trace
-        return reasons, traces, errors, object_outputs
-
-    # -------------------------------------------------------- statements
-
-    cdef _reset(self, _State state, double today):
-        """Every slot missing but today's date and the outputs' starting values; no reasons, no objects."""
-        cdef int i, slot
-        self._n_reset(state.m, today)
-        frame = state.frame
-        frame.reasons = []
-        frame.objects = []
-        for i in range(self.n_outputs):
-            if self.output_default_missing[i] == 2:  # a list output starts empty: a Python object
-                slot = self.output_slots[i]
-                state.value[slot] = frame.encode([], T_OBJ)
-                state.missing[slot] = 0
-
-    cdef _run_statements(self, _State state, list trace):
-        cdef int s
-        try:
-            for s in range(self.n_statements):
-                self.cur_statement = s
-                self.cur_item = -1
-                self._statement(state, s, trace)
-        except _StopPolicy:
-            pass
-
-    cdef _sync(self, _State state):
-        """Tell the Python frame where evaluation is, before anything that may raise or escape."""
-        frame = state.frame
-        frame.statement = self.cur_statement
-        frame.item = self.cur_item
-
-    cdef _statement(self, _State state, int s, list trace):
-        # `trace` is None when the caller does not want one (a batch without trace=True): skip building it.
-        cdef int kind = self.stmt_kind[s]
-        cdef int tree, leaf, slot
-        cdef double v
-        cdef char m
-        if kind == S_LET:
-            slot = self.stmt_slot[s]
-            self._program(state, self.stmt_program[s], &v, &m)
-            state.value[slot] = v
-            state.missing[slot] = m
-            return
-        if kind == S_LIST:
-            return
-        name = self.strings[self.stmt_name[s]]
-        if kind == S_RULES_FIRST or kind == S_TREE:
-            # One tree, one leaf: its trace entry ("knockouts:K01", "pricing:2.1") is prepared in advance.
-            leaf = -1
-            try:
-                tree = self.stmt_tree_start[s]
-                self.cur_item = self.tree_item[tree]
-                leaf = self._walk(state, self.tree_root[tree])
-                if kind == S_TREE or self.leaf_index[leaf] >= 0:
-                    self._actions(state, leaf)
-            finally:
-                if trace is not None:
-                    trace.append(self.leaf_trace[leaf] if leaf >= 0 else f"{name}:-")
-            return
-        if kind == S_RULES_ALL:
-            fired = [] if trace is not None else None
-            try:
-                for tree in range(self.stmt_tree_start[s], self.stmt_tree_end[s]):
-                    self.cur_item = self.tree_item[tree]
-                    leaf = self._walk(state, self.tree_root[tree])
-                    if self.leaf_index[leaf] >= 0:
-                        if fired is not None:
-                            fired.append(self.strings[self.leaf_label[leaf]])
-                        self._actions(state, leaf)
-            finally:
-                if trace is not None:
-                    trace.append(f"{name}:{','.join(fired) or '-'}")
-            return
-        if kind == S_SCORECARD:
-            self._scorecard(state, s, name, trace)
-            return
-        self._table(state, s, kind, name, trace)
-
-    cdef _table(self, _State state, int s, int kind, str name, list trace):
-        cdef int tree, leaf, i, slot
-        cdef list matched = []
-        for tree in range(self.stmt_tree_start[s], self.stmt_tree_end[s]):
-            self.cur_item = self.tree_item[tree]
-            leaf = self._walk(state, self.tree_root[tree])
-            if self.leaf_index[leaf] >= 0:
-                matched.append(leaf)
-        if trace is not None:
-            if kind == S_TABLE_FIRST:
-                trace.append(self.leaf_trace[matched[0]] if matched else f"{name}:-")
-            else:
-                trace.append(f"{name}:{','.join([str(self.leaf_index[l]) for l in matched]) or '-'}")
-        if kind == S_TABLE_UNIQUE and len(matched) > 1:
-            self.cur_item = -1
-            self._sync(state)
-            rows = [str(self.leaf_index[l]) for l in matched]
-            raise state.frame.fail(
-                f"rows {', '.join(rows[:len(rows) - 1])} and {rows[len(rows) - 1]} all match this input, "
-                "but the table is unique",
-                self.stmt_span[s],
-            )
-        if kind == S_TABLE_COLLECT:
-            self._collect(state, s, matched)
-            return
-        if matched:
-            self._actions(state, matched[0])
-        else:
-            for i in range(self.column_start[s], self.column_start[s + 1]):
-                state.missing[self.column_slots[i]] = 1
-
-    cdef _collect(self, _State state, int s, list matched):
-        cdef int leaf, action, slot
-        cdef double v
-        cdef char m
-        frame = state.frame
-        records = []
-        for leaf in matched:
-            self.cur_item = self.leaf_item[leaf]
-            record = {}
-            for action in range(self.leaf_action_start[leaf], self.leaf_action_end[leaf]):
-                self._program(state, self.action_program[action], &v, &m)
-                record[self.strings[self.action_slot[action]]] = None if m else _twin._plain(
-                    frame.decode(v, self.action_type[action])
-                )
-            records.append(record)
-        if self.stmt_sort[s] >= 0:
-            column = self.strings[self.stmt_sort[s]]
-            present = [r for r in records if r.get(column) is not None]
-            absent = [r for r in records if r.get(column) is None]
-            present.sort(key=lambda r: r[column], reverse=bool(self.stmt_descending[s]))
-            records = present + absent
-        if self.stmt_base[s] >= 0:
-            records = records[: int(self.stmt_base[s])]
-        slot = self.stmt_slot[s]
-        state.value[slot] = frame.encode(records, T_OBJ)
-        state.missing[slot] = 0
-
-    cdef _scorecard(self, _State state, int s, str name, list trace):
-        cdef double total = self.stmt_base[s]
-        cdef int tree, leaf, position = 0, slot
-        cdef double v
-        cdef char m
-        hits = []
-        scored = []
-        for tree in range(self.stmt_tree_start[s], self.stmt_tree_end[s]):
-            self.cur_item = self.tree_item[tree]
-            slot = self.tree_slot[tree]
-            self._program(state, self.tree_program[tree], &v, &m)
-            state.value[slot] = v
-            state.missing[slot] = m
-            leaf = self._walk(state, self.tree_root[tree])
-            if trace is not None:
-                hits.append(str(self.leaf_index[leaf]))
-            total += self.leaf_points[leaf]
-            if self.leaf_reason[leaf] >= 0:
-                scored.append((self.tree_best[tree] - self.leaf_points[leaf], position,
-                               self.strings[self.leaf_reason[leaf]]))
-            position += 1
-        if trace is not None:
-            trace.append(f"{name}:{','.join(hits)}")
-        scored.sort(key=lambda entry: (-entry[0], entry[1]))
-        reasons = []
-        for _, _, code in scored:
-            if code not in reasons:
-                reasons.append(code)
-        slot = self.stmt_slot[s]
-        state.value[slot] = total
-        state.missing[slot] = 0
-        slot = self.stmt_slot2[s]
-        state.value[slot] = state.frame.encode(reasons, T_OBJ)
-        state.missing[slot] = 0
-
-    cdef int _walk(self, _State state, int node) except -1:
-        cdef double v
-        cdef char m
-        cdef int outcome
-        while self.node_leaf[node] < 0:
-            self.cur_item = self.node_item[node]
-            outcome = self._fast_test(state.m, node)
-            if outcome >= 0:
-                node = self.node_false[node] if outcome == 0 else (
-                    self.node_true[node] if outcome == 1 else self.node_missing[node])
-                continue
-            self._program(state, self.node_program[node], &v, &m)
-            if m:
-                node = self.node_missing[node]
-            elif v != 0.0:
-                node = self.node_true[node]
-            else:
-                node = self.node_false[node]
-        cdef int leaf = self.node_leaf[node]
-        if self.leaf_item[leaf] >= 0:
-            self.cur_item = self.leaf_item[leaf]
-        return leaf
-
-    cdef _actions(self, _State state, int leaf):
-        cdef int action, kind, slot
-        cdef double v
-        cdef char m
-        if self.leaf_item[leaf] >= 0:
-            self.cur_item = self.leaf_item[leaf]
-        for action in range(self.leaf_action_start[leaf], self.leaf_action_end[leaf]):
-            kind = self.action_kind[action]
-            if kind == A_STOP:
-                raise _StopPolicy()
-            self._program(state, self.action_program[action], &v, &m)
-            if kind == A_SET:
-                slot = self.action_slot[action]
-                state.value[slot] = v
-                state.missing[slot] = m
-            elif kind == A_ASSIGN:
-                self._assign(state, action, v, m)
-            elif kind == A_REASON:
-                self._sync(state)
-                frame = state.frame
-                codes = frame.decode(v, self.action_type[action]) if not m else None
-                for code in (codes if isinstance(codes, list) else [codes]):
-                    if code is None:
-                        raise frame.fail("a reason code is missing", self.action_span[action], output="reasons")
-                    if code not in frame.reasons:
-                        frame.reasons.append(code)
-
-    cdef _assign(self, _State state, int action, double v, char m):
-        cdef int output = self.action_output[action]
-        cdef int slot = self.action_slot[action]
-        cdef int allowed_set = self.output_allowed_set[output]
-        cdef int allowed_range = self.output_allowed_range[output]
-        if m:
-            if not self.output_optional[output]:
-                self._sync(state)
-                name = self.arrays.output_names[output]
-                raise state.frame.fail(
-                    f"output '{name}' would be given a missing value, and it is not optional",
-                    self.action_span[action], output=name,
-                )
-            state.missing[slot] = 1
-            return
-        if self.slot_types[slot] == T_OBJ:
-            frame = state.frame
-            v = frame.encode(list(frame.decode(v, T_OBJ)), T_OBJ)
-        if (allowed_set >= 0 and not self._in_set(allowed_set, v)) or (
-            allowed_range >= 0 and not self._in_range(allowed_range, v)
-        ):
-            self._sync(state)
-            frame = state.frame
-            name = self.arrays.output_names[output]
-            shown = (
-                _twin.show_value(frame.decode(v, self.slot_types[slot])) if self.arrays.reveal_values
-                else "this value (not shown: the policy has pii inputs)"
-            )
-            raise frame.fail(
-                f"output '{name}' cannot be {shown}; it must be {self.arrays.output_constraint_text[output]}",
-                self.action_span[action], output=name,
-            )
-        state.value[slot] = v
-        state.missing[slot] = 0
-
     # ------------------------------------------------- the GIL-free path
 
     cdef inline int _fast_test(self, Machine* m, int node) noexcept nogil:
@@ -1196,7 +653,7 @@ cdef class Runner:
                 out[0] = m.value[<int> self.code_arg[start]]
                 out_missing[0] = m.missing[<int> self.code_arg[start]]
                 return N_OK
-        if self._run_code(m, program, self.program_start[program], &top, True) >= 0:
+        if self._run_code(m, program, &top) >= 0:
             return N_BAIL
         out[0] = m.stack[top]
         out_missing[0] = m.sm[top]
@@ -1440,55 +897,12 @@ cdef class Runner:
         cdef bint below = x <= self.range_high[index] if flags & 2 else x < self.range_high[index]
         return above and below
 
-    cdef int _program(self, _State state, int program, double* out, char* out_missing) except -1:
-        """Run a program on the Python path: the shared core, with Python for the instructions it hands back."""
-        cdef int top = -1
-        cdef int pc = self.program_start[program]
-        while True:
-            pc = self._run_code(state.m, program, pc, &top, False)
-            if pc < 0:
-                break
-            self._sync(state)
-            top = self._python_step(state, pc, top)
-            pc += 1
-        out[0] = state.stack[top]
-        out_missing[0] = state.stack_missing[top]
-        return 0
-
-    cdef int _python_step(self, _State state, int pc, int top) except -2:
-        """The instruction at `pc` that the core handed back: an escape or an edge that raises the twin's error."""
-        cdef int op = self.code_op[pc]
-        cdef double arg = self.code_arg[pc]
-        cdef double* stack = state.stack
-        cdef char* sm = state.stack_missing
-        frame = state.frame
-        if op == OP_ESCAPE:
-            if self.escape_kind[<int> arg] == E_IN_TEXT_LIST and not sm[top]:
-                members = frame.lists.get(self.escape_list_names[<int> arg])
-                if members is not None:
-                    x = stack[top]
-                    text = self.strings[<int> x] if 0 <= x < self.n_pool else frame.text(x)
-                    stack[top] = 1.0 if text in members else 0.0
-                    return top
-            return self._escape(state, <int> arg, top, pc)
-        if op == OP_FLOOR or op == OP_CEIL:
-            self._python_op(state, op, stack, sm, top, pc)
-        elif op == OP_CLAMP:
-            self._clamp_error(state, stack[top - 1], stack[top], <int> arg, pc)
-        elif op == OP_YEARS_BETWEEN:
-            stack[top - 1] = _twin.years_between(frame.decode(stack[top - 1], T_DATE), frame.decode(stack[top], T_DATE))
-            return top - 1
-        # Arithmetic whose result leaves the exact range: the twin decides exactly (and raises its error).
-        stack[top - 1] = _twin._arith(frame, op, stack[top - 1], stack[top], pc)
-        return top - 1
-
-    cdef int _run_code(self, Machine* m, int program, int pc, int* top_io, bint native) noexcept nogil:
-        """Run a program from `pc` on the machine's stack; -1 when it is done, else the pc of an instruction
-        that needs Python (the stack left as before it). `native` runs reason lists and named-list look-ups
-        here (the GIL-free path); without it every escape goes back to the caller."""
+    cdef int _run_code(self, Machine* m, int program, int* top_io) noexcept nogil:
+        """Run a program on the machine's stack; -1 when it is done, else the pc of the instruction the row
+        bails at (an escape this path does not run, or one that would raise an evaluation error)."""
         cdef int start = self.program_start[program]
         cdef int end = self.program_start[program + 1]
-        cdef int op, top = top_io[0], count, i, flags, kind
+        cdef int op, top = top_io[0], count, i, flags, kind, pc = start
         cdef double arg, x, left, right, low, high, result
         cdef char lm, rm, any_missing
         cdef double* stack = m.stack
@@ -1691,7 +1105,7 @@ cdef class Runner:
                 stack[top] = stack[top + 1] - stack[top]
             elif op == OP_ESCAPE:
                 kind = self.escape_kind[<int> arg]
-                if not native or kind == E_PYTHON or self._native_escape(m, kind, <int> arg, &top) != N_OK:
+                if kind == E_PYTHON or self._native_escape(m, kind, <int> arg, &top) != N_OK:
                     top_io[0] = top
                     return pc - 1
         top_io[0] = top
@@ -1811,81 +1225,3 @@ cdef class Runner:
         m.list_len[m.n_lists] = length
         m.n_lists += 1
         return m.n_lists - 1
-
-    cdef int _escape(self, _State state, int index, int top, int pc) except -2:
-        """Run an escape on the C stack through the twin's Python implementation."""
-        cdef int count = len(self.arrays.escapes[index].arg_types), i
-        values = [state.stack[i] for i in range(top - count + 1, top + 1)]
-        missing = [bool(state.stack_missing[i]) for i in range(top - count + 1, top + 1)]
-        _twin.run_escape(state.frame, index, values, missing, pc)
-        top = top - count + 1
-        state.stack[top] = values[len(values) - 1]
-        state.stack_missing[top] = 1 if missing[len(missing) - 1] else 0
-        return top
-
-    cdef _python_op(self, _State state, int op, double* stack, char* sm, int top, int pc):
-        """floor/ceil beyond ±2**53: the twin raises the identical error."""
-        values = [stack[top]]
-        missing = [False]
-        x = values[0]
-        try:
-            _twin.check_int(_twin.math.floor(x) if op == OP_FLOOR else _twin.math.ceil(x))
-        except _twin.ValueProblem as exc:
-            raise _twin._call_failure(state.frame, "floor" if op == OP_FLOOR else "ceil", exc, pc) from None
-
-    cdef _clamp_error(self, _State state, double low, double high, int flags, int pc):
-        shown_low = int(low) if flags & 2 else low
-        shown_high = int(high) if flags & 4 else high
-        problem = _twin.ValueProblem(f"clamp's low bound {shown_low} is above its high bound {shown_high}")
-        raise _twin._call_failure(state.frame, "clamp", problem, pc)
-
-
-# ------------------------------------------------------------------ input columns
-
-ctypedef fused column_value:
-    double
-    float
-    signed char
-    short
-    int
-    long long
-    unsigned char
-    unsigned short
-    unsigned int
-    unsigned long long
-
-
-def encode_numbers(const column_value[::1] raw, const unsigned char[::1] validity, Py_ssize_t bit_offset,
-                   double bias, bint whole, bint has_range, double low, double high, int closed, bint required,
-                   double[::1] out_value, unsigned char[::1] out_missing, unsigned char[::1] needs_check):
-    """One chunk of a numeric (or date32) Arrow column -> encoded values, missing flags, rows to check.
-
-    The twin of the numpy code in `compiler/evaluate/arrow_columns.py`: a present value is encoded as `value + bias`
-    and is plainly fine when it is finite, below 2**53 in size, whole if `whole`, and inside the
-    range (`closed`: 1 low end closed, 2 high end closed) if `has_range`. A row that is not plainly
-    fine, or is null where the input is `required`, gets `needs_check` set (never cleared): the
-    single-record validator decides it and words its error. `validity` is the Arrow validity bitmap
-    (empty: no nulls), starting at bit `bit_offset`.
-    """
-    cdef Py_ssize_t n = raw.shape[0], i, bit
-    cdef bint has_validity = validity.shape[0] > 0
-    cdef double x
-    if not (out_value.shape[0] == out_missing.shape[0] == needs_check.shape[0] == n) or (
-            has_validity and validity.shape[0] * 8 < bit_offset + n):
-        raise ValueError("encode_numbers: the arrays do not fit each other")
-    with nogil:
-        for i in range(n):
-            if has_validity:
-                bit = bit_offset + i
-                if not (validity[bit >> 3] >> (bit & 7)) & 1:
-                    out_value[i] = 0.0
-                    out_missing[i] = 1
-                    if required:
-                        needs_check[i] = 1
-                    continue
-            x = <double> raw[i] + bias
-            out_value[i] = x
-            out_missing[i] = 0
-            if not (fabs(x) < MAX_EXACT_INT) or (whole and floor(x) != x) or (has_range and not (
-                    (x >= low if closed & 1 else x > low) and (x <= high if closed & 2 else x < high))):
-                needs_check[i] = 1

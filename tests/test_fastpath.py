@@ -14,24 +14,41 @@ from compiler.lower import opcodes as O
 from tests.conftest import REPO
 
 
+def _numbering() -> dict[str, int]:
+    """Every type, instruction, statement and action number that compiler/lower/opcodes.py defines."""
+    return {
+        name: value
+        for name, value in vars(O).items()
+        if name.split("_")[0] in ("T", "OP", "S", "A") and isinstance(value, int) and name.isupper()
+    }
+
+
 def test_kernel_numbering_matches_opcodes() -> None:
     kernel = pytest.importorskip("compiler._fastpath")
-    numbers = kernel.constants()
-    assert numbers["types"] == (O.T_NUM, O.T_INT, O.T_BOOL, O.T_STR, O.T_DATE, O.T_OBJ)
-    assert numbers["last_op"] == len(O.OPCODE_NAMES) - 1 == O.OP_JUMP_IF_MISSING_KEEP
-    assert numbers["statements"] == tuple(range(len(O.STATEMENT_NAMES)))
-    assert numbers["actions"] == (O.A_ASSIGN, O.A_REASON, O.A_STOP, O.A_SET, O.A_FIELD)
+    # Every name on both sides, with the same number: a new opcode missing from the kernel fails here.
+    assert kernel.constants() == _numbering()
+    assert len([name for name in _numbering() if name.startswith("OP_")]) == len(O.OPCODE_NAMES)
+    assert len([name for name in _numbering() if name.startswith("S_")]) == len(O.STATEMENT_NAMES)
+    assert len([name for name in _numbering() if name.startswith("A_")]) == len(O.ACTION_NAMES)
+    assert len([name for name in _numbering() if name.startswith("T_")]) == len(O.TYPE_NAMES)
 
 
-def test_built_kernel_is_not_older_than_its_source() -> None:
-    """`pip install -e .` does not rebuild after the .pyx changes; a stale kernel must not pass silently."""
-    built = sorted(REPO.glob("compiler/_fastpath*.so")) + sorted(REPO.glob("compiler/_fastpath*.pyd"))
+@pytest.mark.parametrize(
+    ("module", "sources"),
+    [
+        ("compiler/_fastpath", ["compiler/_fastpath.pyx", "compiler/_fastpath.pxd"]),
+        ("compiler/evaluate/_encode_columns", ["compiler/evaluate/_encode_columns.pyx"]),
+    ],
+)
+def test_built_extensions_are_not_older_than_their_sources(module: str, sources: list[str]) -> None:
+    """`pip install -e .` does not rebuild after a .pyx changes; a stale extension must not pass silently."""
+    built = sorted(REPO.glob(f"{module}*.so")) + sorted(REPO.glob(f"{module}*.pyd"))
     if not built:
-        pytest.skip("the Cython kernel is not built here")
-    source = REPO / "compiler" / "_fastpath.pyx"
-    assert built[0].stat().st_mtime >= source.stat().st_mtime, (
-        "compiler/_fastpath.pyx is newer than the built kernel: run `python setup.py build_ext --inplace`"
-    )
+        pytest.skip(f"{module} is not built here")
+    for source in sources:
+        assert built[0].stat().st_mtime >= (REPO / source).stat().st_mtime, (
+            f"{source} is newer than the built extension: run `python setup.py build_ext --inplace`"
+        )
 
 
 def _version_line(environment: dict[str, str]) -> subprocess.CompletedProcess:

@@ -46,7 +46,7 @@ def _reference(policy, record, lists, as_of=AS_OF):
 def _native(policy, record, lists, as_of=AS_OF):
     """The GIL-free path's result shaped like `_reference`, or None when it bails."""
     values = policy.compiled.validator.validate(record)
-    native = policy.compiled.runner.evaluate_native(values, as_of, policy.prepare_lists(lists))
+    native = policy.compiled.evaluator.kernel.evaluate_native(values, as_of, policy.prepare_lists(lists))
     if native is None:
         return None
     outputs, trace = native
@@ -74,7 +74,7 @@ def test_example_cases_are_decided_natively_as_the_reference_does(name: str) -> 
 
 def test_cross_sell_never_takes_the_gil_free_path() -> None:
     policy = compile_file(POLICIES / "cross_sell.policy")
-    assert not policy.compiled.runner.native
+    assert not policy.compiled.evaluator.native
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -85,7 +85,7 @@ def test_generated_policies_native_equals_reference(data) -> None:
         policy = compile_source(text, "generated.policy")
     except PolicyError:
         assume(False)
-    assume(policy.compiled.runner.native)
+    assume(policy.compiled.evaluator.native)
     lists = {name: data.draw(st.lists(st.sampled_from(["a", "b", ""]), max_size=2)) for name in policy.store_lists}
     assume(all(element == "string" for element in policy.store_lists.values()) or not policy.store_lists)
     for _ in range(3):
@@ -202,7 +202,7 @@ def test_more_reasons_than_the_native_buffer_holds() -> None:
 
 def test_native_rows_rejects_arrays_that_do_not_fit() -> None:
     policy, _ = _loan_table(1)
-    runner = policy.compiled.runner
+    runner = policy.compiled.evaluator
     n_inputs, n_outputs, rows = len(policy.inputs), len(policy.outputs), 4
     arrays = dict(
         inputs=np.zeros((n_inputs, rows)),
@@ -226,7 +226,7 @@ def test_native_rows_rejects_arrays_that_do_not_fit() -> None:
 def _encoded(table, policy, use_kernel: bool):
     kernel = implementation.column_encoder() if use_kernel else None
     with mock.patch.object(implementation, "column_encoder", lambda: kernel):
-        frame = policy.compiled.runner.new_frame(policy.prepare_lists({n: [] for n in policy.store_lists}))
+        frame = policy.compiled.evaluator.new_frame(policy.prepare_lists({n: [] for n in policy.store_lists}))
         return columns.encode_columns(table, policy.compiled.validator, policy.compiled.arrays, frame, False)
 
 
@@ -341,7 +341,7 @@ GOOD = {"count": 12, "amount": 2.5, "segment": "sme", "opened": "2020-02-29", "a
 def test_plainly_valid_records_are_vouched_for_and_decided_as_the_reference_does(record) -> None:
     policy = compile_source(VOUCHED, "vouched.policy")
     compiled = policy.compiled
-    assert compiled.runner.evaluate_record(record, AS_OF, policy.prepare_lists({}), False) is not None
+    assert compiled.evaluator.evaluate_record(record, AS_OF, policy.prepare_lists({}), False) is not None
     assert policy.evaluate(record, as_of=AS_OF) == policy.evaluate(record, as_of=AS_OF, engine="reference")
 
 
@@ -365,14 +365,14 @@ def test_plainly_valid_records_are_vouched_for_and_decided_as_the_reference_does
 )
 def test_records_that_are_not_plainly_valid_go_to_the_validator(record) -> None:
     policy = compile_source(VOUCHED, "vouched.policy")
-    assert policy.compiled.runner.evaluate_record(record, AS_OF, policy.prepare_lists({}), False) is None
+    assert policy.compiled.evaluator.evaluate_record(record, AS_OF, policy.prepare_lists({}), False) is None
     assert _outcome(policy, record, "compiled") == _outcome(policy, record, "reference")
 
 
 def test_unknown_fields_are_vouched_for_when_ignored() -> None:
     policy = compile_source(VOUCHED, "vouched.policy")
     record = dict(GOOD, extra=1)
-    assert policy.compiled.runner.evaluate_record(record, AS_OF, policy.prepare_lists({}), True) is not None
+    assert policy.compiled.evaluator.evaluate_record(record, AS_OF, policy.prepare_lists({}), True) is not None
     assert policy.evaluate(record, as_of=AS_OF, ignore_extra=True) == policy.evaluate(
         record, as_of=AS_OF, ignore_extra=True, engine="reference"
     )

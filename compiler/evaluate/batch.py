@@ -61,7 +61,7 @@ def evaluate_batch(
     inputs_table = table.drop_columns([date_column]) if date_column else table
     prepared = prepare_lists(compiled.store_lists, lists)
     arrays = compiled.arrays
-    runner = compiled.runner
+    runner = compiled.evaluator
     n_rows = table.num_rows
     errors: dict[int, str] = {}
     status = np.zeros(n_rows, dtype=np.uint8)  # 1: the row has its error; 2: the GIL-free path left it
@@ -76,7 +76,7 @@ def evaluate_batch(
     out_missing = np.ones((n_outputs, n_rows), dtype=np.uint8)
     reason_count = np.zeros(n_rows, dtype=np.int32)
     reason_ids = np.zeros(0, dtype=np.int32)
-    if getattr(runner, "native", False) and not trace:
+    if runner.native and not trace:
         reason_ids = _run_native(
             runner,
             arrays,
@@ -313,7 +313,7 @@ def _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trac
             try:
                 values = compiled.validator.validate(record, ignore_extra=ignore_extra)
                 day = _dt.date.fromordinal(int(today[row]))
-                outputs, entries = compiled.runner.evaluate(values, day, prepared)
+                outputs, entries = compiled.evaluator.evaluate(values, day, prepared)
                 result = build_result(compiled.name, outputs, entries, trace=True, version=None)["outputs"]
             except (InputError, EvaluationError) as exc:
                 errors[row] = str(exc)

@@ -1,64 +1,101 @@
-"""Which implementation evaluates compiled policies: the Cython kernel or its pure-Python twin.
+"""Which implementation evaluates compiled policies, and the one evaluator every caller uses.
 
-Input: the environment (`DECIDE_PUREPYTHON=1` forces the pure-Python twin;
+Input: the environment (`DECIDE_PUREPYTHON=1` forces the pure-Python kernel;
 `DECIDE_REQUIRE_CYTHON=1` makes a missing or broken extension an error, as
-CI sets it). Output: `IMPLEMENTATION` ("cython" or "python") and
-`runner(arrays)`, an object with `evaluate(values, today, lists)`.
+CI sets it) and a policy's `PolicyArrays`. Output: `IMPLEMENTATION`
+("cython" or "python") and `Evaluator(arrays, input_plans)`.
+
+`Evaluator` is the whole contract between the compiled policy and the
+kernels: a row goes to the Cython kernel's GIL-free path when the extension
+is built, and a row it bails on runs whole on the pure-Python kernel over the
+same arrays (`compiler/evaluate/python_kernel.py`), which is the definition of
+everything the fast path does not do itself and words every error.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import importlib
 import os
+from types import ModuleType
+from typing import Any
 
 from compiler.evaluate.python_kernel import Frame, Prepared, evaluate_arrays, evaluate_columns
 from compiler.lower.arrays import PolicyArrays
 
 
-class _PythonRunner:
-    def __init__(self, arrays: PolicyArrays) -> None:
-        self.prepared = Prepared(arrays)
+def _load() -> tuple[ModuleType | None, ModuleType | None, str, str]:
+    if os.environ.get("DECIDE_PUREPYTHON") == "1":
+        return None, None, "python", "forced by DECIDE_PUREPYTHON=1"
+    try:
+        kernel = importlib.import_module("compiler._fastpath")
+        encoder = importlib.import_module("compiler.evaluate._encode_columns")
+    except ImportError as exc:
+        if os.environ.get("DECIDE_REQUIRE_CYTHON") == "1":
+            raise RuntimeError(
+                f"DECIDE_REQUIRE_CYTHON=1 but a Cython extension cannot be imported ({exc}); "
+                "build it with `pip install -e .` or `python setup.py build_ext --inplace`"
+            ) from exc
+        reason = "the Cython extension is not built" if isinstance(exc, ModuleNotFoundError) else str(exc)
+        return None, None, "python", reason
+    return kernel, encoder, "cython", "compiler/_fastpath.pyx"
 
-    def evaluate(self, values, today, lists):
+
+_kernel, _encoder, IMPLEMENTATION, DETAIL = _load()
+
+
+class Evaluator:
+    """Evaluates one policy's arrays on the active implementation.
+
+    Immutable after construction and safe to share across threads: every call
+    builds its own machine (kernel) or frame (pure-Python kernel).
+    """
+
+    def __init__(self, arrays: PolicyArrays, input_plans: list[tuple] | None = None, *, kernel: bool = True) -> None:
+        """`kernel=False` runs every row on the pure-Python kernel (to compare the two in one process)."""
+        self.prepared = Prepared(arrays)
+        self.kernel = _kernel.Runner(arrays, input_plans) if kernel and _kernel is not None else None
+        # Whether rows can take the GIL-free path at all (not with list inputs or outputs, or a collect table).
+        self.native: bool = self.kernel is not None and self.kernel.native
+        # Whether the GIL-free path calls Python for some instruction (round): a batch then uses one thread.
+        self.native_takes_gil: bool = self.kernel is not None and self.kernel.native_takes_gil
+
+    def evaluate(
+        self, values: dict[str, Any], today: _dt.date, lists: dict[str, frozenset]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """One validated record -> (outputs including `reasons`, trace), or the `EvaluationError`."""
+        if self.native:
+            decided = self.kernel.evaluate_native(values, today, lists)
+            if decided is not None:
+                return decided
         return evaluate_arrays(self.prepared, values, today, lists)
 
-    def new_frame(self, lists):
+    def evaluate_record(
+        self, record: Any, today: _dt.date, lists: dict[str, frozenset], ignore_extra: bool
+    ) -> tuple[dict[str, Any], list[str]] | None:
+        """A raw record the kernel can vouch for, decided on the GIL-free path with JSON output values; else None."""
+        if not self.native:
+            return None
+        return self.kernel.evaluate_record(record, today, lists, ignore_extra)
+
+    def new_frame(self, lists: dict[str, frozenset]) -> Frame:
+        """A pure-Python frame for the rows of one batch (its strings, interned once per batch)."""
         frame = Frame(self.prepared)
         frame.lists = lists
         return frame
 
-    def evaluate_columns(self, frame, *arrays):
-        return evaluate_columns(frame, *arrays)
+    def native_rows(self, *arguments: Any) -> int:
+        """Rows of encoded columns on the GIL-free path (see `_fastpath.pyi`); only when `native`."""
+        return self.kernel.native_rows(*arguments)
 
-
-def _load():
-    if os.environ.get("DECIDE_PUREPYTHON") == "1":
-        return None, "python", "forced by DECIDE_PUREPYTHON=1"
-    try:
-        _fastpath = importlib.import_module("compiler._fastpath")
-    except ImportError as exc:
-        if os.environ.get("DECIDE_REQUIRE_CYTHON") == "1":
-            raise RuntimeError(
-                f"DECIDE_REQUIRE_CYTHON=1 but the Cython extension compiler._fastpath cannot be imported ({exc}); "
-                "build it with `pip install -e .` or `python setup.py build_ext --inplace`"
-            ) from exc
-        reason = "the Cython extension is not built" if isinstance(exc, ModuleNotFoundError) else str(exc)
-        return None, "python", reason
-    return _fastpath, "cython", "compiler/_fastpath.pyx"
-
-
-_kernel, IMPLEMENTATION, DETAIL = _load()
-
-
-def runner(arrays: PolicyArrays):
-    if _kernel is not None:
-        return _kernel.Runner(arrays)
-    return _PythonRunner(arrays)
+    def evaluate_columns(self, frame: Frame, *arguments: Any):
+        """Rows of encoded columns on the pure-Python kernel (see `python_kernel.evaluate_columns`)."""
+        return evaluate_columns(frame, *arguments)
 
 
 def column_encoder():
-    """The kernel's `encode_numbers` (one pass per numeric input column in a batch), or None without it."""
-    return None if _kernel is None else _kernel.encode_numbers
+    """The compiled `encode_numbers` (one pass per numeric input column in a batch), or None without it."""
+    return None if _encoder is None else _encoder.encode_numbers
 
 
 def describe() -> str:
