@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import random
+import sys
 import threading
 
 import pytest
@@ -99,6 +100,16 @@ def _outcome(evaluate, record: dict):
 
 
 def _run_threads(evaluate, records: list[dict]) -> list[list]:
+    # Switch threads as often as the interpreter can, so that calls interleave inside one evaluation.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        return _interleaved(evaluate, records)
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def _interleaved(evaluate, records: list[dict]) -> list[list]:
     start = threading.Barrier(THREADS)
     results: list[list] = [[] for _ in range(THREADS)]
 
