@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from compiler import types as T
+from compiler.evaluate import messages
 from compiler.types import Type
 from compiler.values import ValueProblem, check_int, days_between, parse_date, round_half_away, years_between
 
@@ -152,7 +153,7 @@ def _ceil(value):
 
 def _clamp(value, low, high):
     if low > high:
-        raise ValueProblem(f"clamp's low bound {low} is above its high bound {high}")
+        raise ValueProblem(messages.clamp_bounds_inverted(low, high))
     return min(max(value, low), high)
 
 

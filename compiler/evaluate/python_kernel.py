@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 from compiler.check.fold_constants import show_value
+from compiler.evaluate import messages
 from compiler.lower import opcodes as O
 from compiler.lower.arrays import ARRAY_FIELDS, CorruptArtefact, PolicyArrays
 from compiler.values import (
@@ -30,7 +31,6 @@ from compiler.values import (
     round_half_away,
     years_between,
 )
-from dsl.diagnostics import NO_SPAN, Span
 from dsl.errors import EvaluationError
 
 _MAX_ORDINAL = _dt.date.max.toordinal()
@@ -133,17 +133,8 @@ class Frame:
         p = self.p
         statement = p.strings[p.stmt_name[self.statement]] if self.statement >= 0 else None
         item = p.strings[self.item] if self.item >= 0 else None
-        where = ""
-        if statement is not None:
-            where = (f"{item} in '{statement}'" if item else f"'{statement}'") + ": "
-        span = p.spans[span_id] if span_id >= 0 else NO_SPAN
-        return EvaluationError(
-            where + message,
-            span if span is not None else Span("<policy>", 0, 0, 0, 0),
-            statement=statement,
-            item=item,
-            output=output,
-        )
+        span = p.spans[span_id] if span_id >= 0 else None
+        return messages.evaluation_error(message, span, statement=statement, item=item, output=output)
 
 
 def evaluate_arrays(
@@ -312,11 +303,7 @@ def _run_table(frame: Frame, s: int, kind: int, name: str, trees: range, trace: 
     trace.append(f"{name}:{','.join(str(p.leaf_index[leaf]) for leaf in matched) or '-'}")
     if kind == O.S_TABLE_UNIQUE and len(matched) > 1:
         frame.item = -1
-        rows = [str(p.leaf_index[leaf]) for leaf in matched]
-        raise frame.fail(
-            f"rows {', '.join(rows[:-1])} and {rows[-1]} all match this input, but the table is unique",
-            p.stmt_span[s],
-        )
+        raise frame.fail(messages.unique_rows_overlap([p.leaf_index[leaf] for leaf in matched]), p.stmt_span[s])
     if kind == O.S_TABLE_COLLECT:
         records = []
         for leaf in matched:
@@ -414,7 +401,7 @@ def run_actions(frame: Frame, leaf: int) -> None:
             codes = frame.decode(value, p.action_type[action]) if not missing else None
             for code in codes if isinstance(codes, list) else [codes]:
                 if code is None:
-                    raise frame.fail("a reason code is missing", p.action_span[action], output="reasons")
+                    raise frame.fail(messages.missing_reason_code(), p.action_span[action], output="reasons")
                 if code not in frame.reasons:
                     frame.reasons.append(code)
 
@@ -427,7 +414,7 @@ def _assign(frame: Frame, action: int, value: float, missing: bool) -> None:
     if missing:
         if not p.output_optional[output]:
             raise frame.fail(
-                f"output '{name}' would be given a missing value, and it is not optional",
+                messages.missing_required_output(name),
                 p.action_span[action],
                 output=name,
             )
@@ -440,13 +427,9 @@ def _assign(frame: Frame, action: int, value: float, missing: bool) -> None:
     if (allowed_set >= 0 and value not in p.sets[allowed_set]) or (
         allowed_range >= 0 and not _in_range(p, allowed_range, value)
     ):
-        shown = (
-            show_value(frame.decode(value, type_))
-            if p.arrays.reveal_values
-            else "this value (not shown: the policy has pii inputs)"
-        )
+        shown = show_value(frame.decode(value, type_)) if p.arrays.reveal_values else messages.HIDDEN_VALUE
         raise frame.fail(
-            f"output '{name}' cannot be {shown}; it must be {p.arrays.output_constraint_text[output]}",
+            messages.output_not_allowed(name, shown, p.arrays.output_constraint_text[output]),
             p.action_span[action],
             output=name,
         )
@@ -604,7 +587,7 @@ def run_program(frame: Frame, program: int) -> tuple[float, bool]:
                 flags = int(arg)
                 shown_low = int(low) if flags & 2 else low
                 shown_high = int(high) if flags & 4 else high
-                problem = ValueProblem(f"clamp's low bound {shown_low} is above its high bound {shown_high}")
+                problem = ValueProblem(messages.clamp_bounds_inverted(shown_low, shown_high))
                 raise _call_failure(frame, "clamp", problem, pc - 1)
             values[-1] = min(max(values[-1], low), high)
         elif op == O.OP_DAYS_BETWEEN or op == O.OP_YEARS_BETWEEN:
@@ -661,8 +644,8 @@ def _arith(frame: Frame, op: int, left: float, right: float, pc: int) -> float:
 
 
 def _call_failure(frame: Frame, function: str, exc: ValueProblem, pc: int) -> EvaluationError:
-    detail = str(exc) if frame.p.arrays.reveal_values else "invalid argument (not shown: the policy has pii inputs)"
-    return frame.fail(f"{function}: {detail}", frame.p.code_span[pc])
+    detail = str(exc) if frame.p.arrays.reveal_values else messages.HIDDEN_ARGUMENT
+    return frame.fail(messages.builtin_failed(function, detail), frame.p.code_span[pc])
 
 
 def run_escape(frame: Frame, index: int, values: list[float], missing: list[bool], pc: int) -> None:

@@ -18,6 +18,7 @@ from compiler.builtins import BUILTINS
 from compiler.check.analysis import Analysis
 from compiler.check.check_types import allowed_values, describe_constraint, value_allowed
 from compiler.check.fold_constants import show_value
+from compiler.evaluate import messages
 from compiler.values import ValueProblem, check_int, check_number
 from dsl import ast
 from dsl.diagnostics import Span
@@ -33,16 +34,8 @@ class _Context:
         self.span: Span | None = None
 
     def fail(self, message: str, span: Span | None = None, output: str | None = None) -> EvaluationError:
-        where = ""
-        if self.statement is not None:
-            where = f"{self.item} in '{self.statement}'" if self.item else f"'{self.statement}'"
-            where += ": "
-        return EvaluationError(
-            where + message,
-            span or self.span or Span("<policy>", 0, 0, 0, 0),
-            statement=self.statement,
-            item=self.item,
-            output=output,
+        return messages.evaluation_error(
+            message, span or self.span, statement=self.statement, item=self.item, output=output
         )
 
 
@@ -106,7 +99,7 @@ class _Evaluation:
             return
         if statement.name not in self.lists:
             raise self.context.fail(
-                f"the members of list '{statement.name}' were not supplied (supply them, even if empty)",
+                messages.list_not_supplied(statement.name),
                 statement.span,
             )
         self.env[statement.name] = self.lists[statement.name]
@@ -143,8 +136,7 @@ class _Evaluation:
         if statement.hit == "unique" and len(matched) > 1:
             self.context.item = None
             raise self.context.fail(
-                f"rows {', '.join(str(n) for n in matched[:-1])} and {matched[-1]} all match this input, "
-                "but the table is unique",
+                messages.unique_rows_overlap(matched),
                 statement.span,
             )
         if statement.hit == "collect":
@@ -236,16 +228,16 @@ class _Evaluation:
         value = self._eval(action.expr)
         if value is None and not field.optional:
             raise self.context.fail(
-                f"output '{field.name}' would be given a missing value, and it is not optional",
+                messages.missing_required_output(field.name),
                 action.span,
                 output=field.name,
             )
         value = self._coerce(field, value)
         constraint = allowed_values(field)
         if value is not None and constraint is not None and not value_allowed(constraint, value):
-            shown = show_value(value) if self.reveal_values else "this value (not shown: the policy has pii inputs)"
+            shown = show_value(value) if self.reveal_values else messages.HIDDEN_VALUE
             raise self.context.fail(
-                f"output '{field.name}' cannot be {shown}; it must be {describe_constraint(constraint)}",
+                messages.output_not_allowed(field.name, shown, describe_constraint(constraint)),
                 action.span,
                 output=field.name,
             )
@@ -257,7 +249,7 @@ class _Evaluation:
         codes = value if isinstance(value, list) else [value]
         for code in codes:
             if code is None:
-                raise self.context.fail("a reason code is missing", action.span, output="reasons")
+                raise self.context.fail(messages.missing_reason_code(), action.span, output="reasons")
             if code not in self.reasons:
                 self.reasons.append(code)
         self.env["reasons"] = list(self.reasons)
@@ -332,8 +324,8 @@ class _Evaluation:
         try:
             result = builtin.implementation(*args)
         except ValueProblem as exc:
-            detail = str(exc) if self.reveal_values else "invalid argument (not shown: the policy has pii inputs)"
-            raise self.context.fail(f"{node.func}: {detail}", node.span) from None
+            detail = str(exc) if self.reveal_values else messages.HIDDEN_ARGUMENT
+            raise self.context.fail(messages.builtin_failed(node.func, detail), node.span) from None
         return self._as_typed(node, self._checked(result, node.span))
 
     def _as_column_type(self, column: str, value):

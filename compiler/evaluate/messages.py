@@ -1,0 +1,64 @@
+"""Every evaluation error's wording, in one place, for every evaluator.
+
+Input: what went wrong and where (statement name, item such as "rule R01",
+span, output). Output: the `EvaluationError` the reference interpreter and
+the pure-Python kernel both raise (the Cython kernel raises none: a row that
+would fail bails to the pure-Python kernel). The differential tests compare
+the evaluators' messages, so a message changed here changes for all of them.
+"""
+
+from __future__ import annotations
+
+from dsl.diagnostics import NO_SPAN, Span
+from dsl.errors import EvaluationError
+
+HIDDEN_VALUE = "this value (not shown: the policy has pii inputs)"
+HIDDEN_ARGUMENT = "invalid argument (not shown: the policy has pii inputs)"
+_UNKNOWN_PLACE = Span("<policy>", 0, 0, 0, 0)
+
+
+def evaluation_error(
+    message: str, span: Span | None, *, statement: str | None, item: str | None, output: str | None = None
+) -> EvaluationError:
+    """`message` located at its statement and item ("rule R01 in 'knockouts': ...") and its span."""
+    where = ""
+    if statement is not None:
+        where = (f"{item} in '{statement}'" if item else f"'{statement}'") + ": "
+    return EvaluationError(
+        where + message,
+        span if span is not None and span is not NO_SPAN else _UNKNOWN_PLACE,
+        statement=statement,
+        item=item,
+        output=output,
+    )
+
+
+def missing_required_output(name: str) -> str:
+    return f"output '{name}' would be given a missing value, and it is not optional"
+
+
+def output_not_allowed(name: str, shown: str, constraint: str) -> str:
+    """`shown` is the value in the language's notation, or HIDDEN_VALUE when the policy has pii inputs."""
+    return f"output '{name}' cannot be {shown}; it must be {constraint}"
+
+
+def missing_reason_code() -> str:
+    return "a reason code is missing"
+
+
+def unique_rows_overlap(rows: list[int]) -> str:
+    shown = [str(row) for row in rows]
+    return f"rows {', '.join(shown[:-1])} and {shown[-1]} all match this input, but the table is unique"
+
+
+def builtin_failed(function: str, detail: str) -> str:
+    """`detail` is the problem's own text, or HIDDEN_ARGUMENT when the policy has pii inputs."""
+    return f"{function}: {detail}"
+
+
+def list_not_supplied(name: str) -> str:
+    return f"the members of list '{name}' were not supplied (supply them, even if empty)"
+
+
+def clamp_bounds_inverted(low: float | int, high: float | int) -> str:
+    return f"clamp's low bound {low} is above its high bound {high}"
