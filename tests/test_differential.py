@@ -135,11 +135,16 @@ def _test_node(arrays: PolicyArrays) -> int:
     [
         (lambda a: a.node_true.__setitem__(_test_node(a), _test_node(a)), "child is not after its parent"),
         (lambda a: a.node_missing.__setitem__(_test_node(a), 0), "child is not after its parent"),
-        (lambda a: a.node_false.__setitem__(_test_node(a), 10**6), "child is not after its parent"),
+        (lambda a: a.node_false.__setitem__(_test_node(a), 10**6), "array node_false has a value out of range"),
         (lambda a: a.code_arg.__setitem__(int(np.flatnonzero(a.code_op == 2)[0]), 10**6), "slot out of range"),
-        (lambda a: a.leaf_action_end.__setitem__(0, 10**6), "leaf actions out of range"),
-        (lambda a: a.code_op.__setitem__(0, 999), "unknown instruction"),
-        (lambda a: a.tree_root.__setitem__(0, -5), "tree root out of range"),
+        (lambda a: a.leaf_action_end.__setitem__(0, 10**6), "array leaf_action_end has a value out of range"),
+        (lambda a: a.leaf_action_end.__setitem__(0, -1), "array leaf_action_end has a value out of range"),
+        (lambda a: a.leaf_action_start.__setitem__(0, int(a.leaf_action_end[0]) + 1), "leaf actions out of range"),
+        (lambda a: a.code_op.__setitem__(0, 999), "array code_op has a value out of range"),
+        (lambda a: a.tree_root.__setitem__(0, -5), "array tree_root has a value out of range"),
+        (lambda a: setattr(a, "stmt_span", a.stmt_span[:-1]), "array stmt_span has the wrong length"),
+        (lambda a: setattr(a, "node_item", a.node_item.astype("int64")), "array node_item has the wrong shape or type"),
+        (lambda a: a.program_start.__setitem__(1, int(a.program_start[2]) + 1), "bad program_start"),
     ],
 )
 def test_corrupt_arrays_are_rejected(mutation, words: str) -> None:

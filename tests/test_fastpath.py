@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from compiler import compile_file
 from compiler.evaluate import implementation
 from compiler.lower import opcodes as O
+from compiler.lower.arrays import ARRAY_TABLE
+from compiler.lower.to_trees import Lowered
 from tests.conftest import REPO
 
 
@@ -157,3 +162,47 @@ def test_mutated_arrays_that_validate_never_crash_the_evaluator(tmp_path) -> Non
         )
         assert completed.returncode == 0, completed.stderr[-3000:]
         assert completed.stdout.startswith("survived")
+
+
+_C_TYPES = {"int8": "signed char", "int16": "short", "int32": "int", "float64": "double"}
+
+
+def test_the_kernels_array_pointers_are_the_array_table() -> None:
+    """Every array of ARRAY_TABLE is a `const T*` of its dtype's C type in _fastpath.pxd, pinned by name in
+    _fastpath.pyx, and nothing else is: a new array cannot be forgotten by the kernel or mistyped in it."""
+    pxd = (REPO / "compiler" / "_fastpath.pxd").read_text(encoding="utf-8")
+    pyx = (REPO / "compiler" / "_fastpath.pyx").read_text(encoding="utf-8")
+    runner = pxd[pxd.index("cdef class Runner:") :]
+    declared = dict((name, c_type) for c_type, name in re.findall(r"^    cdef const ([a-z ]+)\* (\w+)", runner, re.M))
+    pinned = dict(re.findall(r'self\.(\w+) = <const ([a-z ]+)\*> _pin\(self\.pinned, arrays, "\1"\)', pyx))
+    expected = {field.name: _C_TYPES[field.dtype] for field in ARRAY_TABLE}
+    derived = {"escape_kind", "fast_kind", "fast_slot", "fast_arg"}  # the kernel's own tables, built on load
+    assert {name: c_type for name, c_type in declared.items() if name not in derived} == expected
+    assert pinned == expected
+
+
+def test_lowered_holds_every_array_compile_arrays_does_not_derive() -> None:
+    """`Lowered` (lists) and ARRAY_TABLE (arrays) describe the same policy: each array is a Lowered list of the
+    same name, or one of the few that compile_arrays builds from Lowered's structured fields."""
+    built_from_structures = {
+        "set_values": "sets",
+        "set_start": "sets",
+        "range_low": "ranges",
+        "range_high": "ranges",
+        "range_flags": "ranges",
+        "column_slots": "stmt_columns",
+        "column_start": "stmt_columns",
+    }
+    lowered = {field.name for field in dataclasses.fields(Lowered)}
+    for field in ARRAY_TABLE:
+        assert field.name in lowered or built_from_structures.get(field.name) in lowered, field.name
+    assert set(built_from_structures.values()) <= lowered
+
+
+def test_every_array_field_is_described() -> None:
+    counts = compile_file(REPO / "policies" / "consumer_loan.policy").compiled.arrays.counts()
+    for field in ARRAY_TABLE:
+        assert field.length.removesuffix("+1") in counts, field
+        if field.values is not None and field.values not in ("type", "opcode", "action kind", "statement kind"):
+            assert field.values.removesuffix("+") in counts, field
+        assert field.meaning, field

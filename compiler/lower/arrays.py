@@ -16,7 +16,8 @@ from __future__ import annotations
 import io
 import json
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,63 +28,103 @@ from dsl.errors import DecideError
 
 MAGIC = b"DECIDE-POLICY\x00"
 
-# name -> dtype of every array field, in a fixed order (the binary form relies on it).
-ARRAY_FIELDS: dict[str, str] = {
-    "slot_types": "int8",
-    "code_op": "int16",
-    "code_arg": "float64",
-    "code_span": "int32",
-    "program_start": "int32",
-    "set_values": "float64",
-    "set_start": "int32",
-    "range_low": "float64",
-    "range_high": "float64",
-    "range_flags": "int8",
-    "node_program": "int32",
-    "node_true": "int32",
-    "node_false": "int32",
-    "node_missing": "int32",
-    "node_leaf": "int32",
-    "node_item": "int32",
-    "leaf_index": "int32",
-    "leaf_label": "int32",
-    "leaf_action_start": "int32",
-    "leaf_action_end": "int32",
-    "leaf_points": "float64",
-    "leaf_reason": "int32",
-    "leaf_item": "int32",
-    "leaf_span": "int32",
-    "action_kind": "int8",
-    "action_slot": "int32",
-    "action_program": "int32",
-    "action_output": "int32",
-    "action_span": "int32",
-    "action_type": "int8",
-    "tree_root": "int32",
-    "tree_program": "int32",
-    "tree_slot": "int32",
-    "tree_best": "float64",
-    "tree_item": "int32",
-    "stmt_kind": "int8",
-    "stmt_name": "int32",
-    "stmt_slot": "int32",
-    "stmt_slot2": "int32",
-    "stmt_program": "int32",
-    "stmt_tree_start": "int32",
-    "stmt_tree_end": "int32",
-    "stmt_span": "int32",
-    "stmt_base": "float64",
-    "stmt_sort": "int32",
-    "stmt_descending": "int8",
-    "column_slots": "int32",
-    "column_start": "int32",
-    "input_slots": "int32",
-    "output_slots": "int32",
-    "output_optional": "int8",
-    "output_default": "float64",
-    "output_default_missing": "int8",
-    "output_allowed_set": "int32",
-    "output_allowed_range": "int32",
+
+@dataclass(frozen=True)
+class ArrayField:
+    """One array of a compiled policy: what it holds, how long it is, and what its values may be.
+
+    `length` names the thing the array has one entry per ("node"; "program+1" for start offsets with a
+    final end). `values` names what each entry is: an index of a thing ("slot", "string"...), an offset
+    into a thing's array, end included ("action+"), a code of an enumeration ("opcode", "type"...), or
+    None for plain numbers. `none` allows -1 ("none of them"). `rule` names a check of its own in
+    `PolicyArrays.validate` where the plain bound is not the whole truth. Every evaluator's view of the
+    arrays is derived from this table: `PolicyArrays`, its validation, its binary form, the pure-Python
+    kernel's lists and the Cython kernel's pointers (`_fastpath.pxd`, checked against it by a test).
+    """
+
+    name: str
+    dtype: str
+    length: str
+    values: str | None = None
+    none: bool = False
+    rule: str | None = None
+    meaning: str = ""
+
+
+# In a fixed order: the binary form relies on it.
+ARRAY_TABLE: tuple[ArrayField, ...] = (
+    ArrayField("slot_types", "int8", "slot", "type", meaning="the value type of every slot (T_*)"),
+    ArrayField("code_op", "int16", "instruction", "opcode", meaning="every instruction's operation (OP_*)"),
+    ArrayField("code_arg", "float64", "instruction", rule="by opcode", meaning="its argument: a slot, a constant..."),
+    ArrayField("code_span", "int32", "instruction", "span", meaning="the source of every instruction"),
+    ArrayField("program_start", "int32", "program+1", "instruction+", rule="ascending", meaning="programs' code"),
+    ArrayField("set_values", "float64", "set value", meaning="the members of every constant set, each set sorted"),
+    ArrayField("set_start", "int32", "set+1", "set value+", rule="ascending", meaning="where each set starts"),
+    ArrayField("range_low", "float64", "range", meaning="each constant interval's low end"),
+    ArrayField("range_high", "float64", "range", meaning="its high end"),
+    ArrayField("range_flags", "int8", "range", meaning="1 if the low end is closed + 2 if the high end is"),
+    ArrayField(
+        "node_program", "int32", "node", "program", none=True, rule="tests only", meaning="a test node's program"
+    ),
+    ArrayField("node_true", "int32", "node", "node", none=True, rule="after parent", meaning="where a true test goes"),
+    ArrayField(
+        "node_false", "int32", "node", "node", none=True, rule="after parent", meaning="where a false test goes"
+    ),
+    ArrayField(
+        "node_missing", "int32", "node", "node", none=True, rule="after parent", meaning="where a missing test goes"
+    ),
+    ArrayField("node_leaf", "int32", "node", "leaf", none=True, meaning="the leaf a node is, or -1 for a test"),
+    ArrayField("node_item", "int32", "node", "string", none=True, meaning='the rule or row it tests ("rule R01")'),
+    ArrayField("leaf_index", "int32", "leaf", meaning="the rule position, row or bin number; -1 for nothing"),
+    ArrayField("leaf_label", "int32", "leaf", "string", meaning="what the trace shows for it"),
+    ArrayField("leaf_action_start", "int32", "leaf", "action+", meaning="its first action"),
+    ArrayField("leaf_action_end", "int32", "leaf", "action+", rule="not before start", meaning="after its last"),
+    ArrayField("leaf_points", "float64", "leaf", meaning="a scorecard bin's points"),
+    ArrayField("leaf_reason", "int32", "leaf", "string", none=True, meaning="a scorecard bin's reason code"),
+    ArrayField("leaf_item", "int32", "leaf", "string", none=True, meaning="the rule, row, bin or branch it is"),
+    ArrayField("leaf_span", "int32", "leaf", "span", meaning="its source (explain and the typed trace)"),
+    ArrayField("action_kind", "int8", "action", "action kind", meaning="assign, reason, stop, set or field (A_*)"),
+    ArrayField("action_slot", "int32", "action", rule="by kind", meaning="the slot set, or a record field's name"),
+    ArrayField("action_program", "int32", "action", "program", none=True, rule="all but stop", meaning="its value"),
+    ArrayField("action_output", "int32", "action", "output", none=True, rule="assign", meaning="the output"),
+    ArrayField("action_span", "int32", "action", "span", meaning="its source"),
+    ArrayField("action_type", "int8", "action", "type", meaning="the value type of its program"),
+    ArrayField("tree_root", "int32", "tree", "node", meaning="every tree's first node"),
+    ArrayField("tree_program", "int32", "tree", "program", none=True, meaning="a characteristic's value program"),
+    ArrayField("tree_slot", "int32", "tree", "slot", none=True, rule="with program", meaning="where it goes"),
+    ArrayField("tree_best", "float64", "tree", meaning="a characteristic's highest points (reason order)"),
+    ArrayField("tree_item", "int32", "tree", "string", none=True, meaning="the rule or row the tree is"),
+    ArrayField("stmt_kind", "int8", "statement", "statement kind", meaning="every statement's kind (S_*)"),
+    ArrayField("stmt_name", "int32", "statement", "string", meaning="its name"),
+    ArrayField("stmt_slot", "int32", "statement", "slot", none=True, rule="by kind", meaning="its value's slot"),
+    ArrayField("stmt_slot2", "int32", "statement", "slot", none=True, rule="by kind", meaning="a scorecard's reasons"),
+    ArrayField("stmt_program", "int32", "statement", "program", none=True, rule="by kind", meaning="a let's program"),
+    ArrayField("stmt_tree_start", "int32", "statement", "tree+", meaning="its first tree"),
+    ArrayField("stmt_tree_end", "int32", "statement", "tree+", rule="by kind", meaning="after its last tree"),
+    ArrayField("stmt_span", "int32", "statement", "span", meaning="its source"),
+    ArrayField("stmt_base", "float64", "statement", meaning="a scorecard's base points; a collect table's limit"),
+    ArrayField("stmt_sort", "int32", "statement", "string", none=True, meaning="a collect table's sort column"),
+    ArrayField("stmt_descending", "int8", "statement", meaning="1 if it sorts descending"),
+    ArrayField("column_slots", "int32", "column", "slot", meaning="the slots of first/unique tables' columns"),
+    ArrayField("column_start", "int32", "statement+1", "column+", rule="ascending", meaning="each table's columns"),
+    ArrayField("input_slots", "int32", "input", "slot", meaning="every input's slot"),
+    ArrayField("output_slots", "int32", "output", "slot", meaning="every output's slot"),
+    ArrayField("output_optional", "int8", "output", meaning="1 if the output may be missing"),
+    ArrayField("output_default", "float64", "output", meaning="its starting value"),
+    ArrayField("output_default_missing", "int8", "output", meaning="0: the default; 1: missing; 2: an empty list"),
+    ArrayField("output_allowed_set", "int32", "output", "set", none=True, meaning="its allowed values, as a set"),
+    ArrayField("output_allowed_range", "int32", "output", "range", none=True, meaning="or as an interval"),
+)
+
+# name -> dtype, in the table's order.
+ARRAY_FIELDS: dict[str, str] = {field.name: field.dtype for field in ARRAY_TABLE}
+
+# The highest code of each enumeration a `values` may name.
+_ENUMERATIONS = {
+    "type": O.T_OBJ,
+    "opcode": len(O.OPCODE_NAMES) - 1,
+    "action kind": O.A_FIELD,
+    "statement kind": O.S_LIST,
 }
 
 
@@ -91,75 +132,51 @@ class CorruptArtefact(DecideError):
     """A compiled policy that fails validation: it is never evaluated."""
 
 
-@dataclass
 class PolicyArrays:
-    name: str
-    strings: list[str]
-    spans: list[Span]
-    slot_names: list[str]
-    escapes: list[Escape]
-    input_names: list[str]
-    output_names: list[str]
-    output_constraint_text: list[str]
-    today_slot: int
-    reveal_values: bool
-    metadata: dict  # JSON-able: input declarations, store lists, source hash, compiler version
-    max_stack: int  # derived by validate(): the deepest stack any program needs
-    slot_types: np.ndarray
-    code_op: np.ndarray
-    code_arg: np.ndarray
-    code_span: np.ndarray
-    program_start: np.ndarray
-    set_values: np.ndarray
-    set_start: np.ndarray
-    range_low: np.ndarray
-    range_high: np.ndarray
-    range_flags: np.ndarray
-    node_program: np.ndarray
-    node_true: np.ndarray
-    node_false: np.ndarray
-    node_missing: np.ndarray
-    node_leaf: np.ndarray
-    node_item: np.ndarray
-    leaf_index: np.ndarray
-    leaf_label: np.ndarray
-    leaf_action_start: np.ndarray
-    leaf_action_end: np.ndarray
-    leaf_points: np.ndarray
-    leaf_reason: np.ndarray
-    leaf_item: np.ndarray
-    leaf_span: np.ndarray
-    action_kind: np.ndarray
-    action_slot: np.ndarray
-    action_program: np.ndarray
-    action_output: np.ndarray
-    action_span: np.ndarray
-    action_type: np.ndarray
-    tree_root: np.ndarray
-    tree_program: np.ndarray
-    tree_slot: np.ndarray
-    tree_best: np.ndarray
-    tree_item: np.ndarray
-    stmt_kind: np.ndarray
-    stmt_name: np.ndarray
-    stmt_slot: np.ndarray
-    stmt_slot2: np.ndarray
-    stmt_program: np.ndarray
-    stmt_tree_start: np.ndarray
-    stmt_tree_end: np.ndarray
-    stmt_span: np.ndarray
-    stmt_base: np.ndarray
-    stmt_sort: np.ndarray
-    stmt_descending: np.ndarray
-    column_slots: np.ndarray
-    column_start: np.ndarray
-    input_slots: np.ndarray
-    output_slots: np.ndarray
-    output_optional: np.ndarray
-    output_default: np.ndarray
-    output_default_missing: np.ndarray
-    output_allowed_set: np.ndarray
-    output_allowed_range: np.ndarray
+    """A compiled policy's arrays (one attribute per `ARRAY_TABLE` entry) and the names and tables they index."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        strings: list[str],
+        spans: list[Span],
+        slot_names: list[str],
+        escapes: list[Escape],
+        input_names: list[str],
+        output_names: list[str],
+        output_constraint_text: list[str],
+        today_slot: int,
+        reveal_values: bool,
+        metadata: dict,
+        max_stack: int = 1,
+        **arrays: np.ndarray,
+    ) -> None:
+        self.name = name
+        self.strings = strings
+        self.spans = spans
+        self.slot_names = slot_names
+        self.escapes = escapes
+        self.input_names = input_names
+        self.output_names = output_names
+        self.output_constraint_text = output_constraint_text
+        self.today_slot = today_slot
+        self.reveal_values = reveal_values
+        self.metadata = metadata  # JSON-able: the policy's description, source and input declarations
+        self.max_stack = max_stack  # derived by validate(): the deepest stack any program needs
+        if set(arrays) != set(ARRAY_FIELDS):
+            unknown, absent = sorted(set(arrays) - set(ARRAY_FIELDS)), sorted(set(ARRAY_FIELDS) - set(arrays))
+            raise CorruptArtefact(f"compiled policy '{name}' has unknown arrays {unknown} or lacks {absent}")
+        for field in ARRAY_TABLE:
+            setattr(self, field.name, arrays[field.name])
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> np.ndarray: ...  # the arrays of ARRAY_TABLE
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of `ARRAY_TABLE`, by name, in the table's order."""
+        return {field.name: getattr(self, field.name) for field in ARRAY_TABLE}
 
     @property
     def n_nodes(self) -> int:
@@ -190,50 +207,91 @@ class PolicyArrays:
 
     # ------------------------------------------------------------- validation
 
+    def counts(self) -> dict[str, int]:
+        """How many of each thing the arrays describe (the `length` and `values` words of ARRAY_TABLE)."""
+        return {
+            "slot": len(self.slot_types),
+            "instruction": len(self.code_op),
+            "program": len(self.program_start) - 1,
+            "set": len(self.set_start) - 1,
+            "set value": len(self.set_values),
+            "range": len(self.range_low),
+            "node": len(self.node_leaf),
+            "leaf": len(self.leaf_index),
+            "action": len(self.action_kind),
+            "tree": len(self.tree_root),
+            "statement": len(self.stmt_kind),
+            "column": len(self.column_slots),
+            "input": len(self.input_names),
+            "output": len(self.output_names),
+            "string": len(self.strings),
+            "span": len(self.spans),
+        }
+
     def validate(self) -> PolicyArrays:
-        """Check every index and the tree order; raise CorruptArtefact on the first problem."""
+        """Check every array against ARRAY_TABLE, then the rules the table names; raise CorruptArtefact on the first
+        problem. The Cython kernel indexes without bounds checks: this is what makes that safe."""
 
         def check(condition: bool, what: str) -> None:
             if not condition:
                 raise CorruptArtefact(f"compiled policy '{self.name}' is corrupt: {what}")
 
-        lengths = {name: len(getattr(self, name)) for name in ARRAY_FIELDS}
-        self.max_stack = 1
-        for name, dtype in ARRAY_FIELDS.items():
-            array = getattr(self, name)
+        for field in ARRAY_TABLE:
+            array = getattr(self, field.name)
             check(
-                isinstance(array, np.ndarray) and array.ndim == 1 and array.dtype == np.dtype(dtype),
-                f"array {name} has the wrong shape or type",
+                isinstance(array, np.ndarray) and array.ndim == 1 and array.dtype == np.dtype(field.dtype),
+                f"array {field.name} has the wrong shape or type",
             )
-        n_slots, n_code, n_programs = lengths["slot_types"], lengths["code_op"], lengths["program_start"] - 1
-        n_nodes, n_leaves, n_actions = lengths["node_leaf"], lengths["leaf_index"], lengths["action_kind"]
-        n_sets, n_ranges = lengths["set_start"] - 1, lengths["range_low"]
-        n_strings, n_spans, n_trees = len(self.strings), len(self.spans), lengths["tree_root"]
-        check(n_programs >= 0 and lengths["code_arg"] == n_code == lengths["code_span"], "code arrays differ")
-        check(_within(self.slot_types, 0, O.T_OBJ), "unknown slot type")
-        check(0 <= self.today_slot < n_slots, "today slot out of range")
+        check(
+            len(self.program_start) >= 1 and len(self.set_start) >= 1 and len(self.column_start) >= 1,
+            "an offsets array is empty",
+        )
+        counts = self.counts()
+        for field in ARRAY_TABLE:
+            array = getattr(self, field.name)
+            thing, _, plus = field.length.partition("+")
+            check(len(array) == counts[thing] + (1 if plus else 0), f"array {field.name} has the wrong length")
+            if field.values is None:
+                continue
+            low = -1 if field.none else 0
+            if field.values in _ENUMERATIONS:
+                high = _ENUMERATIONS[field.values]
+            elif field.values.endswith("+"):
+                high = counts[field.values[:-1]]  # an offset: one past the last is the end
+            else:
+                high = counts[field.values] - 1
+            check(_within(array, low, high), f"array {field.name} has a value out of range")
+        check(len(self.output_constraint_text) == counts["output"], "output arrays differ")
+        check(0 <= self.today_slot < counts["slot"], "today slot out of range")
+        self._validate_rules(check, counts)
+        return self
+
+    def _validate_rules(self, check, counts: dict[str, int]) -> None:
+        """The `rule` column of ARRAY_TABLE: what a plain bound does not say."""
+        n_slots, n_strings = counts["slot"], counts["string"]
+        # ascending: offsets start at 0, end at the array they index, and never go back.
+        for name, end in (
+            ("program_start", counts["instruction"]),
+            ("set_start", counts["set value"]),
+            ("column_start", counts["column"]),
+        ):
+            offsets = getattr(self, name)
+            check(offsets[0] == 0 and offsets[-1] == end and bool(np.all(np.diff(offsets) >= 0)), f"bad {name}")
+        # by opcode: every instruction's argument fits its operation; every program's stack use is consistent.
+        self.max_stack = 1
         starts = self.program_start
-        check(starts[0] == 0 and starts[-1] == n_code and bool(np.all(np.diff(starts) >= 0)), "bad program bounds")
-        check(_within(self.code_op, 0, len(O.OPCODE_NAMES) - 1), "unknown instruction")
-        check(_within(self.code_span, 0, n_spans - 1), "instruction span out of range")
-        for program in range(n_programs):
+        for program in range(counts["program"]):
             start, end = int(starts[program]), int(starts[program + 1])
             for pc in range(start, end):
                 op, arg = int(self.code_op[pc]), self.code_arg[pc]
-                if op in (
-                    O.OP_JUMP,
-                    O.OP_JUMP_UNLESS_TRUE,
-                    O.OP_JUMP_IF_FALSE_KEEP,
-                    O.OP_JUMP_IF_TRUE_KEEP,
-                    O.OP_JUMP_IF_MISSING_KEEP,
-                ):
+                if op in _JUMPS:
                     check(pc - start < arg <= end - start and arg == int(arg), "jump out of its program")
                 elif op == O.OP_LOAD:
                     check(0 <= arg < n_slots and arg == int(arg), "load from a slot out of range")
                 elif op == O.OP_IN_SET:
-                    check(0 <= arg < n_sets, "set out of range")
+                    check(0 <= arg < counts["set"], "set out of range")
                 elif op == O.OP_IN_RANGE:
-                    check(0 <= arg < n_ranges, "range out of range")
+                    check(0 <= arg < counts["range"], "range out of range")
                 elif op == O.OP_ESCAPE:
                     check(0 <= arg < len(self.escapes), "escape out of range")
                 elif op in (O.OP_MIN, O.OP_MAX, O.OP_COALESCE, O.OP_IN_ITEMS):
@@ -241,129 +299,41 @@ class PolicyArrays:
             depth = _stack_depth(self, start, end)
             check(depth > 0, "a program's stack use is inconsistent")
             self.max_stack = max(self.max_stack, depth)
-        check(
-            self.set_start[0] == 0
-            and self.set_start[-1] == len(self.set_values)
-            and bool(np.all(np.diff(self.set_start) >= 0)),
-            "bad set bounds",
-        )
-        check(lengths["range_high"] == lengths["range_flags"] == n_ranges, "range arrays differ")
-        node_ids = np.arange(n_nodes)
+        # after parent / tests only: a test node's children come after it (so no cycles), and it has a program.
+        n_nodes = counts["node"]
         tests = self.node_leaf < 0
+        node_ids = np.arange(n_nodes)
         for child in (self.node_true, self.node_false, self.node_missing):
             check(bool(np.all(~tests | ((child > node_ids) & (child < n_nodes)))), "a child is not after its parent")
-        check(bool(np.all(tests | ((self.node_leaf >= 0) & (self.node_leaf < n_leaves)))), "leaf out of range")
-        check(
-            bool(np.all(~tests | ((self.node_program >= 0) & (self.node_program < n_programs)))),
-            "test program out of range",
-        )
-        check(_within(self.node_item, -1, n_strings - 1), "node item out of range")
-        check(
-            _within(self.leaf_label, 0, n_strings - 1) and _within(self.leaf_reason, -1, n_strings - 1),
-            "leaf string out of range",
-        )
-        check(
-            bool(np.all((self.leaf_action_start <= self.leaf_action_end) & (self.leaf_action_end <= n_actions)))
-            and _within(self.leaf_action_start, 0, n_actions),
-            "leaf actions out of range",
-        )
-        check(_within(self.action_kind, 0, O.A_FIELD), "unknown action")
-        check(_within(self.action_program, -1, n_programs - 1), "action program out of range")
-        assigns = (self.action_kind == O.A_ASSIGN) | (self.action_kind == O.A_SET)
-        check(
-            bool(np.all(~assigns | ((self.action_slot >= 0) & (self.action_slot < n_slots)))),
-            "action slot out of range",
-        )
-        check(_within(self.action_output, -1, len(self.output_names) - 1), "action output out of range")
-        check(_within(self.action_span, 0, n_spans - 1), "action span out of range")
-        check(_within(self.action_type, 0, O.T_OBJ) and lengths["action_type"] == n_actions, "action type")
-        check(_within(self.tree_root, 0, n_nodes - 1), "tree root out of range")
-        check(
-            _within(self.tree_program, -1, n_programs - 1) and _within(self.tree_slot, -1, n_slots - 1),
-            "tree program out of range",
-        )
-        check(_within(self.stmt_kind, 0, O.S_LIST), "unknown statement")
-        check(
-            bool(np.all((self.stmt_tree_start <= self.stmt_tree_end) & (self.stmt_tree_end <= n_trees))),
-            "statement trees out of range",
-        )
-        check(
-            _within(self.stmt_slot, -1, n_slots - 1) and _within(self.stmt_slot2, -1, n_slots - 1),
-            "statement slot out of range",
-        )
-        check(_within(self.stmt_program, -1, n_programs - 1), "statement program out of range")
-        check(
-            self.column_start[-1] == len(self.column_slots) and _within(self.column_slots, 0, n_slots - 1),
-            "table columns out of range",
-        )
-        check(
-            _within(self.input_slots, 0, n_slots - 1) and _within(self.output_slots, 0, n_slots - 1),
-            "input or output slot out of range",
-        )
-        check(len(self.input_slots) == len(self.input_names), "inputs differ")
-        n_outputs, n_statements = len(self.output_names), lengths["stmt_kind"]
-        check(
-            all(lengths[name] == n_outputs for name in ARRAY_FIELDS if name.startswith("output_"))
-            and len(self.output_constraint_text) == n_outputs,
-            "output arrays differ",
-        )
-        check(
-            all(lengths[name] == n_statements for name in ARRAY_FIELDS if name.startswith("stmt_"))
-            and lengths["column_start"] == n_statements + 1,
-            "statement arrays differ",
-        )
-        for prefix, count in (("node_", n_nodes), ("leaf_", n_leaves), ("action_", n_actions), ("tree_", n_trees)):
-            check(
-                all(lengths[name] == count for name in ARRAY_FIELDS if name.startswith(prefix)),
-                f"{prefix.rstrip('_')} arrays differ",
-            )
-        record_fields = self.action_kind == O.A_FIELD
-        check(
-            bool(np.all(~record_fields | ((self.action_slot >= 0) & (self.action_slot < n_strings)))),
-            "record column name out of range",
-        )
-        check(bool(np.all((self.action_kind == O.A_STOP) | (self.action_program >= 0))), "action without program")
-        check(
-            _within(self.stmt_name, 0, n_strings - 1)
-            and _within(self.stmt_sort, -1, n_strings - 1)
-            and _within(self.tree_item, -1, n_strings - 1),
-            "statement string out of range",
-        )
+        check(bool(np.all(~tests | (self.node_program >= 0))), "test program out of range")
+        # not before start.
+        check(bool(np.all(self.leaf_action_start <= self.leaf_action_end)), "leaf actions out of range")
+        # by kind (actions): assignments and sets name a slot, a record field names a string; all but stop run a
+        # program; an assignment names its output.
+        kinds = self.action_kind
+        assigns = (kinds == O.A_ASSIGN) | (kinds == O.A_SET)
+        slot_ok = (self.action_slot >= 0) & (self.action_slot < n_slots)
+        string_ok = (self.action_slot >= 0) & (self.action_slot < n_strings)
+        check(bool(np.all(~assigns | slot_ok)), "action slot out of range")
+        check(bool(np.all((kinds != O.A_FIELD) | string_ok)), "record column name out of range")
+        check(bool(np.all((kinds == O.A_STOP) | (self.action_program >= 0))), "action without program")
+        check(bool(np.all((kinds != O.A_ASSIGN) | (self.action_output >= 0))), "assignment without its output")
+        # with program: a characteristic's value has a slot to go to.
         check(bool(np.all((self.tree_program < 0) | (self.tree_slot >= 0))), "characteristic without a slot")
+        # by kind (statements).
         kinds = self.stmt_kind
+        check(bool(np.all(self.stmt_tree_start <= self.stmt_tree_end)), "statement trees out of range")
         needs_slot = (kinds == O.S_LET) | (kinds == O.S_SCORECARD) | (kinds == O.S_TABLE_COLLECT)
         check(bool(np.all(~needs_slot | (self.stmt_slot >= 0))), "statement without its slot")
         check(bool(np.all((kinds != O.S_SCORECARD) | (self.stmt_slot2 >= 0))), "scorecard without reasons slot")
         check(bool(np.all((kinds != O.S_LET) | (self.stmt_program >= 0))), "let without program")
         check(bool(np.all((kinds != O.S_TREE) | (self.stmt_tree_end > self.stmt_tree_start))), "tree without root")
-        # Lower bounds too: the kernel indexes without checks, so a negative start would read before an array.
-        check(
-            _within(self.stmt_tree_start, 0, n_trees) and _within(self.stmt_tree_end, 0, n_trees),
-            "statement trees out of range",
-        )
-        check(
-            self.column_start[0] == 0
-            and bool(np.all(np.diff(self.column_start) >= 0))
-            and _within(self.column_start, 0, len(self.column_slots)),
-            "bad table column bounds",
-        )
-        check(_within(self.leaf_item, -1, n_strings - 1), "leaf item out of range")
-        check(_within(self.leaf_span, 0, n_spans - 1), "leaf span out of range")
-        check(_within(self.stmt_span, 0, n_spans - 1), "statement span out of range")
-        check(_within(self.leaf_action_end, 0, n_actions), "leaf actions out of range")
-        assigns_only = self.action_kind == O.A_ASSIGN
-        check(bool(np.all(~assigns_only | (self.action_output >= 0))), "assignment without its output")
         for statement in np.flatnonzero(kinds == O.S_SCORECARD):
             trees = slice(int(self.stmt_tree_start[statement]), int(self.stmt_tree_end[statement]))
             check(
                 bool(np.all(self.tree_program[trees] >= 0) and np.all(self.tree_slot[trees] >= 0)),
                 "characteristic without its program",
             )
-        check(
-            _within(self.output_allowed_set, -1, n_sets - 1) and _within(self.output_allowed_range, -1, n_ranges - 1),
-            "output constraint",
-        )
-        return self
 
     # ----------------------------------------------------------- binary form
 
@@ -385,8 +355,8 @@ class PolicyArrays:
         buffer = io.BytesIO()
         header = json.dumps(metadata, separators=(",", ":")).encode("utf-8")
         buffer.write(MAGIC + struct.pack("<HI", O.FORMAT_VERSION, len(header)) + header)
-        for name in ARRAY_FIELDS:
-            np.save(buffer, getattr(self, name), allow_pickle=False)
+        for array in self.arrays().values():
+            np.save(buffer, array, allow_pickle=False)
         return buffer.getvalue()
 
     @classmethod
@@ -464,6 +434,7 @@ _BINARY = {
     O.OP_AND,
     O.OP_OR,
 }
+_JUMPS = {O.OP_JUMP, O.OP_JUMP_UNLESS_TRUE, O.OP_JUMP_IF_FALSE_KEEP, O.OP_JUMP_IF_TRUE_KEEP, O.OP_JUMP_IF_MISSING_KEEP}
 _KEEP_JUMPS = {O.OP_JUMP_IF_FALSE_KEEP, O.OP_JUMP_IF_TRUE_KEEP, O.OP_JUMP_IF_MISSING_KEEP}
 
 
@@ -591,5 +562,4 @@ def compile_arrays(lowered: Lowered, metadata: dict | None = None) -> PolicyArra
         max_stack=1,
         **converted,
     )
-    assert {f.name for f in fields(PolicyArrays)} >= set(ARRAY_FIELDS)
     return policy.validate()
