@@ -64,6 +64,7 @@ setup(
             "pytest-benchmark>=4",
             "ruff==0.17.6",
             "pandas>=2",
+            "jsonschema>=4.20",
         ],
         # The peers the benchmarks compare against (benchmarks/test_bench_peers.py).
         "bench": ["zen-engine>=0.40"],

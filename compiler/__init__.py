@@ -1,37 +1,48 @@
-"""Checks policies and evaluates them.
+"""Checks policies and evaluates them: the typed API that the CLI, the server, the UI and the back-tests use.
 
-Public API: `compile_file(path)` / `compile_source(text, filename=...)` return a
-`Policy` with `.evaluate(record, *, as_of=None, lists=None)`, `.diagnostics`,
-`.inputs` / `.outputs` schemas and `.content_hash`; `check_source` returns the
-diagnostics without raising. Nothing in this package imports Flask.
+`compile_file(path)` / `compile_source(text, filename=...)` return a `Policy`
+(or raise `PolicyError` with every diagnostic); `check_source` returns the
+diagnostics without raising. A `Policy` has `.info` (`PolicyInfo`: fields,
+constraints, lists, statements, JSON Schemas), `.compiled` (`CompiledPolicy`:
+bytes, pickling, `content_hash`), `.decide(record, ...)` (a `Decision`),
+`.evaluate(...)` (the spec's result object), `.evaluate_batch(table, ...)` and
+`.prepare_lists(...)` (`PreparedLists`, built once and shared by every call).
+docs/api.md documents all of it. Nothing in this package imports Flask.
 """
 
 from __future__ import annotations
 
-from compiler.policy import (
-    COMPILER_VERSION,
-    FieldSchema,
-    Policy,
-    check_source,
-    compile_file,
-    compile_source,
-    read_policy_file,
-)
+from compiler.compiled import COMPILER_VERSION, CompiledPolicy
+from compiler.decision import Decision, Hit, TraceRecord
+from compiler.evaluate.results import PreparedLists
+from compiler.info import FieldInfo, ItemInfo, ListInfo, PolicyInfo, StatementInfo
+from compiler.lower.arrays import CorruptArtefact
+from compiler.policy import Policy, check_source, compile_file, compile_source, read_policy_file
 from dsl.diagnostics import Diagnostic, Span
 from dsl.errors import DecideError, EvaluationError, FieldError, InputError, PolicyError, PolicySyntaxError
 
 __all__ = [
     "COMPILER_VERSION",
+    "CompiledPolicy",
+    "CorruptArtefact",
     "DecideError",
+    "Decision",
     "Diagnostic",
     "EvaluationError",
     "FieldError",
-    "FieldSchema",
+    "FieldInfo",
+    "Hit",
     "InputError",
+    "ItemInfo",
+    "ListInfo",
     "Policy",
     "PolicyError",
+    "PolicyInfo",
     "PolicySyntaxError",
+    "PreparedLists",
     "Span",
+    "StatementInfo",
+    "TraceRecord",
     "check_source",
     "compile_file",
     "compile_source",

@@ -14,12 +14,14 @@ import datetime as _dt
 import hashlib
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from compiler.check.check_types import allowed_values
-from compiler.evaluate.implementation import Evaluator
+from compiler.decision import Decision
+from compiler.evaluate.implementation import IMPLEMENTATION, Evaluator
 from compiler.evaluate.results import build_result, prepare_lists, resolve_as_of
 from compiler.evaluate.validate_input import InputValidator
+from compiler.info import PolicyInfo, policy_info
 from compiler.lower import opcodes as O
 from compiler.lower.arrays import CorruptArtefact, PolicyArrays, compile_arrays
 from compiler.lower.to_trees import lower
@@ -37,85 +39,30 @@ _TYPE_CODES = {
 }
 
 
-def _literal(value: Any) -> dict[str, Any]:
-    if isinstance(value, _dt.date):
-        return {"date": value.isoformat()}
-    return {"value": value}
-
-
-def _literal_node(encoded: dict[str, Any]):
-    if "date" in encoded:
-        return ast.Call("date", (ast.String(encoded["date"]),))
-    value = encoded["value"]
-    if isinstance(value, str):
-        return ast.String(value)
-    if isinstance(value, bool):
-        return ast.Bool(value)
-    return ast.Number(value)
-
-
-def input_declarations(fields: tuple[ast.Field, ...]) -> list[dict[str, Any]]:
-    """The `input:` section as JSON-able data (what validation needs, no spans)."""
-    declarations = []
-    for field in fields:
-        constraint = allowed_values(field)
-        allowed = None
-        if constraint is not None:
-            shape, spec = constraint
-            if shape == "set":
-                allowed = {"set": [_literal(v) for v in spec]}
-            else:
-                low, high, low_closed, high_closed = spec
-                allowed = {"range": [_literal(low), _literal(high), low_closed, high_closed]}
-        declarations.append(
-            {
-                "name": field.name,
-                "type": field.type.name,
-                "element": field.type.element,
-                "optional": field.optional,
-                "key": field.key,
-                "pii": field.pii,
-                "allowed": allowed,
-            }
-        )
-    return declarations
-
-
-def fields_from_declarations(declarations: list[dict[str, Any]]) -> tuple[ast.Field, ...]:
-    fields = []
-    for declaration in declarations:
-        allowed = declaration["allowed"]
-        node = None
-        if allowed is not None and "set" in allowed:
-            node = ast.SetLiteral(tuple(_literal_node(v) for v in allowed["set"]))
-        elif allowed is not None:
-            low, high, low_closed, high_closed = allowed["range"]
-            node = ast.Interval(_literal_node(low), _literal_node(high), low_closed, high_closed)
-        fields.append(
-            ast.Field(
-                declaration["name"],
-                ast.TypeRef(declaration["type"], declaration["element"]),
-                optional=declaration["optional"],
-                key=declaration["key"],
-                pii=declaration["pii"],
-                allowed=node,
-            )
-        )
-    return tuple(fields)
+def source_name(policy_name: str) -> str:
+    """The file name a compiled policy's spans carry: the policy's own name, never where it was compiled from
+    (so the same source gives the same bytes, and an error sent to a caller shows no server path)."""
+    return f"{policy_name}.policy"
 
 
 class CompiledPolicy:
-    """Decision trees as arrays, with `evaluate` and `evaluate_batch`; picklable and hashable."""
+    """Decision trees as arrays, with `evaluate` and `evaluate_batch`; picklable and hashable.
+
+    Immutable after construction and safe to share across threads. Its bytes carry the policy's
+    `PolicyInfo` and source text, so a loaded artefact knows everything the compiled one did.
+    """
 
     def __init__(self, arrays: PolicyArrays) -> None:
         self.arrays = arrays
         try:
-            self.inputs = fields_from_declarations(arrays.metadata["inputs"])
-            self.store_lists: dict[str, str] = {
-                str(name): str(element) for name, element in arrays.metadata["store_lists"].items()
-            }
+            metadata = arrays.metadata
+            self.info = PolicyInfo.from_json(metadata["info"])
+            self.source: str = str(metadata["source"])
             for key in ("source_hash", "compiler_version"):
-                str(arrays.metadata[key])
+                str(metadata[key])
+            if self.info.name != arrays.name:
+                raise ValueError("the policy's name differs from its arrays' name")
+            self.inputs = tuple(field.ast_field() for field in self.info.inputs)
             # The kernel trusts each input slot's type to match its declaration: check they agree.
             declared = [(f.name, _TYPE_CODES[f.type.name]) for f in self.inputs]
             stored = [
@@ -125,21 +72,24 @@ class CompiledPolicy:
                 raise ValueError("the input slots do not match the input declarations")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptArtefact(f"compiled policy '{arrays.name}' has unreadable metadata ({exc!r})") from None
+        self.store_lists: dict[str, str] = self.info.store_lists
         self.validator = InputValidator(self.inputs)
         self._evaluator: Evaluator | None = None
         self._evaluator_lock = threading.Lock()
 
     @classmethod
-    def from_policy(cls, tree: ast.Policy, analysis, source_hash: str) -> CompiledPolicy:
+    def from_policy(cls, tree: ast.Policy, analysis, source: str) -> CompiledPolicy:
+        """Lower and flatten a checked policy; every span is renamed to `source_name(name)`."""
+        name = source_name(tree.header.name)
+        lowered = lower(tree, analysis)
+        lowered.spans = [replace(span, file=name) for span in lowered.spans]
         metadata = {
-            "inputs": input_declarations(tree.inputs),
-            "store_lists": {
-                s.name: s.element_type for s in tree.statements if isinstance(s, ast.ListDecl) and s.members is None
-            },
-            "source_hash": source_hash,
+            "info": policy_info(tree).located(name).to_json(),
+            "source": source,
+            "source_hash": hashlib.sha256(source.encode("utf-8")).hexdigest(),
             "compiler_version": COMPILER_VERSION,
         }
-        return cls(compile_arrays(lower(tree, analysis), metadata))
+        return cls(compile_arrays(lowered, metadata))
 
     @property
     def name(self) -> str:
@@ -207,6 +157,22 @@ class CompiledPolicy:
         values = self.validator.validate(record, ignore_extra=ignore_extra)
         outputs, trace_entries = evaluator.evaluate(values, today, lists)
         return build_result(self.name, outputs, trace_entries, trace=trace, version=version)
+
+    def decide(
+        self,
+        record: Mapping[str, Any],
+        *,
+        as_of: _dt.date | str | None = None,
+        lists: Mapping[str, Iterable[Any]] | None = None,
+        ignore_extra: bool = False,
+        trace: bool = True,
+        version: int | None = None,
+    ) -> Decision:
+        """`evaluate` as a typed `Decision` (with the content hash, the engine and trace records)."""
+        result = self.evaluate(
+            record, as_of=as_of, lists=lists, ignore_extra=ignore_extra, trace=trace, version=version
+        )
+        return Decision.from_result(result, content_hash=self.content_hash, engine=IMPLEMENTATION, info=self.info)
 
     def evaluate_batch(
         self,

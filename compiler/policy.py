@@ -11,65 +11,24 @@ from __future__ import annotations
 
 import datetime as _dt
 import gc
-import hashlib
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dsl
 from compiler.check.analysis import Analysis
-from compiler.check.check_types import allowed_values
-from compiler.check.fold_constants import constant_value
 from compiler.check.passes import run_passes
-from compiler.compiled import COMPILER_VERSION, CompiledPolicy
+from compiler.compiled import CompiledPolicy
+from compiler.decision import Decision
+from compiler.evaluate.implementation import IMPLEMENTATION
 from compiler.evaluate.reference import evaluate_reference
 from compiler.evaluate.results import PreparedLists, build_result, prepare_lists, resolve_as_of
 from compiler.evaluate.validate_input import validate_input
-from compiler.values import to_json
+from compiler.info import FieldInfo, PolicyInfo, policy_info
 from dsl import ast
 from dsl.diagnostics import ERROR, Diagnostic, Span
 from dsl.errors import PolicyError, PolicySyntaxError
-
-
-@dataclass(frozen=True)
-class FieldSchema:
-    """One declared input or output, as the API, the UI and the docs show it."""
-
-    name: str
-    type: str
-    optional: bool
-    key: bool = False
-    pii: bool = False
-    allowed: dict[str, Any] | None = None
-    default: Any = None
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": self.name, "type": self.type, "optional": self.optional}
-        if self.key:
-            body["key"] = True
-        if self.pii:
-            body["pii"] = True
-        if self.allowed is not None:
-            body["allowed"] = self.allowed
-        if self.default is not None:
-            body["default"] = self.default
-        return body
-
-
-def _schema(field: ast.Field) -> FieldSchema:
-    constraint = allowed_values(field)
-    allowed = None
-    if constraint is not None:
-        kind, spec = constraint
-        if kind == "set":
-            allowed = {"values": [to_json(v) for v in spec]}  # type: ignore[union-attr]
-        else:
-            low, high, low_closed, high_closed = spec  # type: ignore[misc]
-            allowed = {"low": to_json(low), "high": to_json(high), "low_closed": low_closed, "high_closed": high_closed}
-    default = to_json(constant_value(field.default)) if field.default is not None else None
-    return FieldSchema(field.name, str(field.type), field.optional, field.key, field.pii, allowed, default)
 
 
 class Policy:
@@ -81,14 +40,14 @@ class Policy:
         self.source = source
         self.filename = filename
         self.diagnostics: list[Diagnostic] = list(analysis.diagnostics)
-        self.inputs: list[FieldSchema] = [_schema(f) for f in tree.inputs]
-        self.outputs: list[FieldSchema] = [_schema(f) for f in tree.outputs]
-        self.source_hash = hashlib.sha256(source.encode("utf-8")).hexdigest()
-        self.content_hash = hashlib.sha256(f"{COMPILER_VERSION}\n{self.source_hash}".encode()).hexdigest()
-        self.store_lists: dict[str, str] = {
-            s.name: s.element_type for s in tree.statements if isinstance(s, ast.ListDecl) and s.members is None
-        }
-        self.compiled = CompiledPolicy.from_policy(tree, analysis, self.source_hash)
+        # Spans at the file it was compiled from (the compiled policy's carry only the policy's name).
+        self.info: PolicyInfo = policy_info(tree)
+        self.inputs: tuple[FieldInfo, ...] = self.info.inputs
+        self.outputs: tuple[FieldInfo, ...] = self.info.outputs
+        self.store_lists: dict[str, str] = self.info.store_lists
+        self.compiled = CompiledPolicy.from_policy(tree, analysis, source)
+        self.source_hash: str = self.compiled.arrays.metadata["source_hash"]
+        self.content_hash: str = self.compiled.content_hash
 
     @property
     def name(self) -> str:
@@ -137,6 +96,8 @@ class Policy:
         `engine="reference"` runs the reference interpreter instead of the
         compiled decision trees (both give identical results).
         """
+        if engine not in ("compiled", "reference"):
+            raise ValueError(f"engine must be 'compiled' or 'reference', not {engine!r}")
         if engine == "reference":
             values = validate_input(self.ast.inputs, record, ignore_extra=ignore_extra)
             today = resolve_as_of(as_of)
@@ -147,6 +108,24 @@ class Policy:
         return self.compiled.evaluate(
             record, as_of=as_of, lists=lists, ignore_extra=ignore_extra, trace=trace, version=version
         )
+
+    def decide(
+        self,
+        record: Mapping[str, Any],
+        *,
+        as_of: _dt.date | str | None = None,
+        lists: Mapping[str, Iterable[Any]] | None = None,
+        ignore_extra: bool = False,
+        trace: bool = True,
+        version: int | None = None,
+        engine: str = "compiled",
+    ) -> Decision:
+        """`evaluate` as a typed `Decision`: outputs, reasons, trace (strings and records), content hash, engine."""
+        result = self.evaluate(
+            record, as_of=as_of, lists=lists, ignore_extra=ignore_extra, trace=trace, version=version, engine=engine
+        )
+        used = "reference" if engine == "reference" else IMPLEMENTATION
+        return Decision.from_result(result, content_hash=self.content_hash, engine=used, info=self.info)
 
     def evaluate_batch(self, table, **options):
         """Evaluate every row of a pyarrow Table or pandas DataFrame; see `CompiledPolicy.evaluate_batch`."""

@@ -9,6 +9,8 @@ the evaluators' messages, so a message changed here changes for all of them.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dsl.diagnostics import NO_SPAN, Span
 from dsl.errors import EvaluationError
 
@@ -18,15 +20,26 @@ _UNKNOWN_PLACE = Span("<policy>", 0, 0, 0, 0)
 
 
 def evaluation_error(
-    message: str, span: Span | None, *, statement: str | None, item: str | None, output: str | None = None
+    message: str,
+    span: Span | None,
+    *,
+    policy: str,
+    statement: str | None,
+    item: str | None,
+    output: str | None = None,
 ) -> EvaluationError:
-    """`message` located at its statement and item ("rule R01 in 'knockouts': ...") and its span."""
+    """`message` located at its statement and item ("rule R01 in 'knockouts': ...") and its span.
+
+    The span's file is always `POLICY.policy`, never the path the policy was compiled from: this error may
+    be sent to a caller of the decision server, and every evaluator words it identically.
+    """
     where = ""
     if statement is not None:
         where = (f"{item} in '{statement}'" if item else f"'{statement}'") + ": "
+    located = _UNKNOWN_PLACE if span is None or span is NO_SPAN else replace(span, file=f"{policy}.policy")
     return EvaluationError(
         where + message,
-        span if span is not None and span is not NO_SPAN else _UNKNOWN_PLACE,
+        located,
         statement=statement,
         item=item,
         output=output,

@@ -134,7 +134,9 @@ class Frame:
         statement = p.strings[p.stmt_name[self.statement]] if self.statement >= 0 else None
         item = p.strings[self.item] if self.item >= 0 else None
         span = p.spans[span_id] if span_id >= 0 else None
-        return messages.evaluation_error(message, span, statement=statement, item=item, output=output)
+        return messages.evaluation_error(
+            message, span, policy=p.arrays.name, statement=statement, item=item, output=output
+        )
 
 
 def evaluate_arrays(

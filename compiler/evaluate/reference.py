@@ -28,14 +28,15 @@ from dsl.errors import EvaluationError
 class _Context:
     """Where evaluation is, for error messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: str) -> None:
+        self.policy = policy
         self.statement: str | None = None
         self.item: str | None = None
         self.span: Span | None = None
 
     def fail(self, message: str, span: Span | None = None, output: str | None = None) -> EvaluationError:
         return messages.evaluation_error(
-            message, span or self.span, statement=self.statement, item=self.item, output=output
+            message, span or self.span, policy=self.policy, statement=self.statement, item=self.item, output=output
         )
 
 
@@ -60,7 +61,7 @@ class _Evaluation:
         self.analysis: Analysis = analysis
         self.today = today
         self.lists = lists
-        self.context = _Context()
+        self.context = _Context(policy.header.name)
         self.env: dict[str, Any] = dict(record)
         self.scorecard_reasons: dict[str, list[str]] = {}
         self.output_fields = {f.name: f for f in policy.outputs}
