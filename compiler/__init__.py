@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from compiler.compiled import COMPILER_VERSION, CompiledPolicy
 from compiler.decision import Decision, Hit, TraceRecord
-from compiler.evaluate.results import PreparedLists
+from compiler.evaluate.lists import PreparedList, PreparedLists, prepare_list
 from compiler.info import FieldInfo, ItemInfo, ListInfo, PolicyInfo, StatementInfo
 from compiler.lower.arrays import CorruptArtefact
 from compiler.policy import Policy, check_source, compile_file, compile_source, read_policy_file
@@ -39,6 +39,7 @@ __all__ = [
     "PolicyError",
     "PolicyInfo",
     "PolicySyntaxError",
+    "PreparedList",
     "PreparedLists",
     "Span",
     "StatementInfo",
@@ -46,5 +47,6 @@ __all__ = [
     "check_source",
     "compile_file",
     "compile_source",
+    "prepare_list",
     "read_policy_file",
 ]

@@ -19,7 +19,8 @@ from typing import Any
 
 from compiler.decision import Decision
 from compiler.evaluate.implementation import IMPLEMENTATION, Evaluator
-from compiler.evaluate.results import build_result, prepare_lists, resolve_as_of
+from compiler.evaluate.lists import prepare_lists
+from compiler.evaluate.results import build_result, resolve_as_of
 from compiler.evaluate.validate_input import InputValidator
 from compiler.info import PolicyInfo, policy_info
 from compiler.lower import opcodes as O

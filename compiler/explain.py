@@ -12,8 +12,9 @@ import datetime as _dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from compiler.evaluate.lists import prepare_lists
 from compiler.evaluate.python_kernel import Prepared, evaluate_arrays
-from compiler.evaluate.results import prepare_lists, resolve_as_of
+from compiler.evaluate.results import resolve_as_of
 from compiler.lower import opcodes as O
 from dsl.diagnostics import Span
 

@@ -22,8 +22,9 @@ from compiler.check.passes import run_passes
 from compiler.compiled import CompiledPolicy
 from compiler.decision import Decision
 from compiler.evaluate.implementation import IMPLEMENTATION
+from compiler.evaluate.lists import PreparedList, PreparedLists, prepare_lists
 from compiler.evaluate.reference import evaluate_reference
-from compiler.evaluate.results import PreparedLists, build_result, prepare_lists, resolve_as_of
+from compiler.evaluate.results import build_result, resolve_as_of
 from compiler.evaluate.validate_input import validate_input
 from compiler.info import FieldInfo, PolicyInfo, policy_info
 from dsl import ast
@@ -131,8 +132,12 @@ class Policy:
         """Evaluate every row of a pyarrow Table or pandas DataFrame; see `CompiledPolicy.evaluate_batch`."""
         return self.compiled.evaluate_batch(table, **options)
 
-    def prepare_lists(self, lists: Mapping[str, Iterable[Any]] | None) -> PreparedLists:
-        """Check and freeze list members once, for many evaluations (`lists=` accepts the result)."""
+    def prepare_lists(self, lists: Mapping[str, Iterable[Any] | PreparedList] | None) -> PreparedLists:
+        """Check and freeze list members once, for many evaluations (`lists=` accepts the result).
+
+        Each value is an iterable of members or a `PreparedList` (one list at one revision, shared by every
+        policy that declares it: nothing is converted again).
+        """
         return prepare_lists(self.store_lists, lists)
 
 

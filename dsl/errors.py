@@ -33,6 +33,10 @@ class PolicyError(DecideError):
     def render(self) -> str:
         return "\n".join(d.render(self.source) for d in self.diagnostics)
 
+    def to_json(self) -> dict[str, Any]:
+        """Every diagnostic (errors and warnings) with its code, message, location and notes."""
+        return {"kind": "policy", "diagnostics": [d.to_json() for d in self.diagnostics]}
+
 
 class PolicySyntaxError(PolicyError):
     """The policy text does not follow the grammar (or is not readable text)."""
@@ -83,8 +87,10 @@ class EvaluationError(DecideError):
         statement: str | None = None,
         item: str | None = None,
         output: str | None = None,
+        code: str = "evaluation_failed",
     ) -> None:
-        self.message = message
+        self.message = str(message)
+        self.code = code
         self.span = span
         self.statement = statement
         self.item = item
@@ -93,7 +99,7 @@ class EvaluationError(DecideError):
         super().__init__(f"{location}{message}")
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"kind": self.kind, "message": self.message}
+        body: dict[str, Any] = {"kind": self.kind, "code": self.code, "message": self.message}
         if self.span is not NO_SPAN:
             body["location"] = self.span.to_json()
         for key in ("statement", "item", "output"):

@@ -19,9 +19,11 @@ from compiler import (
     Decision,
     EvaluationError,
     InputError,
+    PolicyError,
     PolicyInfo,
     compile_file,
     compile_source,
+    prepare_list,
 )
 from compiler.testcases import load_cases
 from tests.conftest import POLICIES
@@ -197,3 +199,73 @@ def test_evaluation_errors_never_show_the_path_the_policy_was_compiled_from(tmp_
             policy.evaluate({"x": 0}, as_of="2026-11-21", engine=engine)
         assert str(error.value).startswith("div.policy:13:")
         assert "secret" not in str(error.value) and "secret" not in json.dumps(error.value.to_json())
+
+
+# ----------------------------------------------------------------------------- named lists
+
+
+def test_a_prepared_list_is_shared_by_every_policy_that_declares_it(loan) -> None:
+    blacklist = prepare_list("blacklist", "string", (f"ID{n:06d}" for n in range(100_000)), revision="r7")
+    prepared = loan.prepare_lists({"blacklist": blacklist})
+    assert prepared["blacklist"] is blacklist.members  # not converted again
+    assert prepared.revisions == {"blacklist": "r7"}
+    assert loan.prepare_lists(prepared) is prepared
+    listed = loan.evaluate({**EXAMPLE, "national_id": "ID042042"}, as_of="2026-11-21", lists=prepared)
+    unlisted = loan.evaluate({**EXAMPLE, "national_id": "ID999999X"}, as_of="2026-11-21", lists=prepared)
+    assert listed["outputs"]["decision"] == "decline" and listed["outputs"]["reasons"] == ["K01"]
+    assert unlisted["outputs"]["decision"] == "approve"
+
+
+def test_prepared_lists_of_another_policy_are_refused(loan) -> None:
+    other = compile_source(
+        'policy other:\n    title: "t"\n\ninput:\n    x: int\n\noutput:\n    ok: bool = false\n\n'
+        "list vips: int\n\nrules r (first):\n    rule R1:\n        when x in vips\n        then ok = true\n",
+        "other.policy",
+    )
+    with pytest.raises(EvaluationError) as error:
+        loan.evaluate(EXAMPLE, as_of="2026-11-21", lists=other.prepare_lists({"vips": [1]}))
+    assert error.value.code == "lists_for_another_policy"
+    with pytest.raises(InputError):
+        prepare_list("vips", "int", ["1.5"])
+    with pytest.raises(InputError):
+        loan.prepare_lists({"blacklist": prepare_list("vips", "int", [1])})
+
+
+# ----------------------------------------------------------------------------- errors as JSON
+
+
+def test_errors_as_json_have_codes_fields_and_spans(loan) -> None:
+    with pytest.raises(InputError) as input_error:
+        loan.evaluate({**EXAMPLE, "age": "old", "DebtRatio": -1}, as_of="2026-11-21", lists={"blacklist": []})
+    body = input_error.value.to_json()
+    assert body["kind"] == "input"
+    assert {(e["field"], e["code"]) for e in body["errors"]} == {("age", "wrong_type"), ("DebtRatio", "not_allowed")}
+    with pytest.raises(EvaluationError) as missing:
+        loan.evaluate(EXAMPLE, as_of="2026-11-21")
+    assert missing.value.to_json()["code"] == "list_not_supplied"
+    with pytest.raises(PolicyError) as policy_error:
+        compile_source('policy p:\n    title: "t"\n\ninput:\n    x: int\n\noutput:\n    y: int = z\n', "p.policy")
+    diagnostics = policy_error.value.to_json()["diagnostics"]
+    assert policy_error.value.to_json()["kind"] == "policy"
+    assert all({"severity", "code", "message", "location"} <= set(d) for d in diagnostics)
+    assert any(d["location"]["line"] == 8 for d in diagnostics)
+
+
+@pytest.mark.parametrize(
+    ("record", "code", "output"),
+    [
+        ({"id": "A1", "score": 700, "debt": 0.0}, "missing_required_output", "limit"),
+        ({"id": "A1", "score": 999, "debt": 0.0, "income": 10.0}, "output_not_allowed", "grade"),
+        ({"id": "A1", "score": 700, "debt": 1000.0, "income": 500.0}, "unique_rows_overlap", None),
+    ],
+)
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_evaluation_errors_carry_their_code(record: dict, code: str, output, engine: str) -> None:
+    from tests.test_threads import POLICY
+
+    policy = compile_source(POLICY, "shared_state.policy")
+    with pytest.raises(EvaluationError) as error:
+        policy.evaluate(record, as_of="2026-11-21", lists={"watch": []}, engine=engine)
+    body = error.value.to_json()
+    assert body["code"] == code and body.get("output") == output
+    assert body["location"]["file"] == "shared_state.policy" and body["location"]["line"] > 0

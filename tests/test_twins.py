@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from compiler import EvaluationError, InputError, PolicyError, compile_file, compile_source
 from compiler.evaluate import implementation
 from compiler.evaluate.implementation import Evaluator
-from compiler.evaluate.results import prepare_lists, resolve_as_of
+from compiler.evaluate.lists import prepare_lists
+from compiler.evaluate.results import resolve_as_of
 from tests.strategies import input_records, policies_with_text
 from tests.test_differential import CASES, _lists_for
 

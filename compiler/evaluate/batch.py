@@ -35,7 +35,8 @@ import numpy as np
 import pyarrow as pa
 
 from compiler.evaluate.arrow_columns import encode_columns, has_list_inputs
-from compiler.evaluate.results import build_result, prepare_lists, resolve_as_of
+from compiler.evaluate.lists import prepare_lists
+from compiler.evaluate.results import build_result, resolve_as_of
 from compiler.lower import opcodes as O
 from dsl.errors import EvaluationError, InputError
 

@@ -14,6 +14,21 @@ from dataclasses import replace
 from dsl.diagnostics import NO_SPAN, Span
 from dsl.errors import EvaluationError
 
+
+class Message(str):
+    """An error message's text with its stable code (what `EvaluationError.to_json` reports as `code`)."""
+
+    code: str
+
+    def __new__(cls, text: str, code: str) -> Message:
+        message = super().__new__(cls, text)
+        message.code = code
+        return message
+
+
+# A ValueProblem raised by arithmetic (a whole number past ±2**53, a number that is not finite).
+VALUE_OUT_OF_RANGE = "value_out_of_range"
+
 HIDDEN_VALUE = "this value (not shown: the policy has pii inputs)"
 HIDDEN_ARGUMENT = "invalid argument (not shown: the policy has pii inputs)"
 _UNKNOWN_PLACE = Span("<policy>", 0, 0, 0, 0)
@@ -36,6 +51,7 @@ def evaluation_error(
     where = ""
     if statement is not None:
         where = (f"{item} in '{statement}'" if item else f"'{statement}'") + ": "
+    code = message.code if isinstance(message, Message) else VALUE_OUT_OF_RANGE
     located = _UNKNOWN_PLACE if span is None or span is NO_SPAN else replace(span, file=f"{policy}.policy")
     return EvaluationError(
         where + message,
@@ -43,34 +59,36 @@ def evaluation_error(
         statement=statement,
         item=item,
         output=output,
+        code=code,
     )
 
 
-def missing_required_output(name: str) -> str:
-    return f"output '{name}' would be given a missing value, and it is not optional"
+def missing_required_output(name: str) -> Message:
+    return Message(f"output '{name}' would be given a missing value, and it is not optional", "missing_required_output")
 
 
-def output_not_allowed(name: str, shown: str, constraint: str) -> str:
+def output_not_allowed(name: str, shown: str, constraint: str) -> Message:
     """`shown` is the value in the language's notation, or HIDDEN_VALUE when the policy has pii inputs."""
-    return f"output '{name}' cannot be {shown}; it must be {constraint}"
+    return Message(f"output '{name}' cannot be {shown}; it must be {constraint}", "output_not_allowed")
 
 
-def missing_reason_code() -> str:
-    return "a reason code is missing"
+def missing_reason_code() -> Message:
+    return Message("a reason code is missing", "missing_reason_code")
 
 
-def unique_rows_overlap(rows: list[int]) -> str:
+def unique_rows_overlap(rows: list[int]) -> Message:
     shown = [str(row) for row in rows]
-    return f"rows {', '.join(shown[:-1])} and {shown[-1]} all match this input, but the table is unique"
+    text = f"rows {', '.join(shown[:-1])} and {shown[-1]} all match this input, but the table is unique"
+    return Message(text, "unique_rows_overlap")
 
 
-def builtin_failed(function: str, detail: str) -> str:
+def builtin_failed(function: str, detail: str) -> Message:
     """`detail` is the problem's own text, or HIDDEN_ARGUMENT when the policy has pii inputs."""
-    return f"{function}: {detail}"
+    return Message(f"{function}: {detail}", "builtin_failed")
 
 
-def list_not_supplied(name: str) -> str:
-    return f"the members of list '{name}' were not supplied (supply them, even if empty)"
+def list_not_supplied(name: str) -> Message:
+    return Message(f"the members of list '{name}' were not supplied (supply them, even if empty)", "list_not_supplied")
 
 
 def clamp_bounds_inverted(low: float | int, high: float | int) -> str:

@@ -605,7 +605,7 @@ def run_program(frame: Frame, program: int) -> tuple[float, bool]:
         elif op == O.OP_ESCAPE:
             run_escape(frame, int(arg), values, missing, pc - 1)
         else:  # pragma: no cover - validate() rejects unknown instructions
-            raise frame.fail(f"unknown instruction {op}", p.code_span[pc - 1])
+            raise frame.fail(messages.Message(f"unknown instruction {op}", "corrupt_artefact"), p.code_span[pc - 1])
     return values[-1], missing[-1]
 
 
@@ -708,4 +708,6 @@ def _escape_value(frame: Frame, escape, args: list[Any], pc: int) -> Any:
             return parse_date(args[0])
     except ValueProblem as exc:
         raise _call_failure(frame, name, exc, pc) from None
-    raise frame.fail(f"unknown escape {name}", frame.p.code_span[pc])  # pragma: no cover
+    raise frame.fail(
+        messages.Message(f"unknown escape {name}", "corrupt_artefact"), frame.p.code_span[pc]
+    )  # pragma: no cover

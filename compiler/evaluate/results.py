@@ -1,20 +1,17 @@
-"""What every evaluator shares around the evaluation itself: the date, the named lists, the result object.
+"""What every evaluator shares around the evaluation itself: the date and the result object.
 
-Input: the caller's `as_of`, `lists` and the evaluator's outputs and trace.
-Output: the evaluation date, the lists as frozen sets of typed members (or
-the errors of spec §6), and the result object of spec §6.
+Input: the caller's `as_of`, and the evaluator's outputs and trace. Output:
+the evaluation date, and the result object of spec §6. (Named lists are in
+`compiler/evaluate/lists.py`.)
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Mapping
 from typing import Any
 
-from compiler.evaluate.validate_input import convert_value
 from compiler.values import ValueProblem, parse_date, to_json
-from dsl import ast
-from dsl.errors import EvaluationError, FieldError, InputError
+from dsl.errors import EvaluationError
 
 
 def resolve_as_of(as_of: _dt.date | str | None) -> _dt.date:
@@ -28,42 +25,7 @@ def resolve_as_of(as_of: _dt.date | str | None) -> _dt.date:
     try:
         return parse_date(as_of)
     except ValueProblem as exc:
-        raise EvaluationError(f"as_of: {exc}") from None
-
-
-class PreparedLists(dict):
-    """Named lists already checked and frozen for one policy; pass it as `lists=` to skip the work per call."""
-
-
-def prepare_lists(store_lists: Mapping[str, str], lists: Mapping[str, Iterable[Any]] | None) -> PreparedLists:
-    """Check and freeze the members of every store list; all must be supplied (an empty list is fine)."""
-    if isinstance(lists, PreparedLists):
-        return lists
-    supplied = PreparedLists()
-    for name, members in (lists or {}).items():
-        if name not in store_lists:
-            known = ", ".join(store_lists) or "none"
-            raise EvaluationError(f"the policy has no list '{name}' to supply (its lists: {known})")
-        supplied[name] = frozenset(_list_members(name, store_lists[name], members))
-    missing = [name for name in store_lists if name not in supplied]
-    if missing:
-        names = ", ".join(f"'{name}'" for name in missing)
-        raise EvaluationError(f"the members of list {names} were not supplied; supply them (an empty list is allowed)")
-    return supplied
-
-
-def _list_members(name: str, element: str, members: Iterable[Any]) -> list[Any]:
-    if isinstance(members, (str, bytes, Mapping)):
-        raise InputError([FieldError(f"lists.{name}", "wrong_type", "expected a list of members")])
-    converted, errors = [], []
-    for position, member in enumerate(members, start=1):
-        try:
-            converted.append(convert_value(ast.TypeRef(element), member))
-        except ValueError as exc:
-            errors.append(FieldError(f"lists.{name}", "wrong_type", f"member {position}: {exc}"))
-    if errors:
-        raise InputError(errors[:20])
-    return converted
+        raise EvaluationError(f"as_of: {exc}", code="invalid_as_of") from None
 
 
 _EXACT = float(2**53)
