@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -182,21 +182,29 @@ class CompiledPolicy:
         as_of: _dt.date | str | None = None,
         lists: Mapping[str, Iterable[Any]] | None = None,
         ignore_extra: bool = False,
+        passthrough: Sequence[str] = (),
         trace: bool = False,
         threads: int | None = None,
     ):
-        """Evaluate every row of a pyarrow Table (or pandas DataFrame); returns a pyarrow Table.
+        """Evaluate every row of a pyarrow Table, pandas DataFrame or list of records; returns a pyarrow Table.
 
-        One column per output, `reasons` (list of strings), `trace` if asked,
-        and `error`: null where the row was decided, else the row's input or
-        evaluation error (the batch never fails for one bad row). `as_of` is a
-        date, a YYYY-MM-DD string, or the name of a date column of the table
-        (each row's evaluation date, as in a back-test). Every row equals
-        `evaluate` on that row. `threads` caps the threads the kernel runs
-        on (default: one per core). See `compiler/evaluate/batch.py`.
+        One column per output (dates as date32), `reasons` (list of strings), `trace` if asked, and `error`,
+        `error_code`, `error_field`: null where the row was decided, else the row's input or evaluation error
+        (the batch never fails for one bad row). `passthrough` columns (ids, labels) are copied to the front of
+        the result; any other column the policy does not declare refuses the whole table unless `ignore_extra`.
+        `as_of` is a date, a YYYY-MM-DD string, or the name of a date column of the table (each row's
+        evaluation date, as in a back-test). Every row equals `evaluate` on that row. `threads` caps the
+        threads the kernel runs on (default: one per core). See `compiler/evaluate/batch.py`.
         """
         from compiler.evaluate.batch import evaluate_batch
 
         return evaluate_batch(
-            self, table, as_of=as_of, lists=lists, ignore_extra=ignore_extra, trace=trace, threads=threads
+            self,
+            table,
+            as_of=as_of,
+            lists=lists,
+            ignore_extra=ignore_extra,
+            passthrough=passthrough,
+            trace=trace,
+            threads=threads,
         )

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from compiler.evaluate import json_input
+from compiler.evaluate.json_input import JsonInputError, strip_bom
 from compiler.evaluate.validate_input import convert_value
 from dsl import ast
 from dsl.errors import DecideError
@@ -36,37 +38,34 @@ def _read_bytes(path: str) -> bytes:
         raise InputFileError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def _decode_error(name: str, data: bytes, exc: orjson.JSONDecodeError, line_offset: int = 0) -> InputFileError:
-    line = exc.lineno + line_offset
-    rest = data[exc.pos : exc.pos + 9] if isinstance(data, bytes) else b""
-    hint = ""
-    if rest.lstrip(b"-").startswith((b"NaN", b"Infinity")):
-        hint = " (NaN and Infinity are not valid JSON numbers)"
-    elif "infinity" in exc.msg:
-        hint = " (the number is too large)"
-    return InputFileError(f"{name}:{line}:{exc.colno}: invalid JSON: {exc.msg}{hint}")
+def _decode_error(name: str, exc: JsonInputError, line_offset: int = 0) -> InputFileError:
+    if exc.line:
+        return InputFileError(f"{name}:{exc.line + line_offset}:{exc.column}: {exc.message}")
+    where = f"{name}:{line_offset + 1}" if line_offset else name
+    return InputFileError(f"{where}: {exc.message}")
 
 
 def read_records(path: str) -> tuple[bool, Iterator[Any]]:
     """(True, one record) for a JSON object; (False, records) for a JSON array or JSON Lines.
 
     In JSON Lines a line that is not valid JSON yields an InputFileError in
-    place of its record, so the caller reports it and goes on.
+    place of its record, so the caller reports it and goes on. Decoding is
+    `compiler.evaluate.json_input.loads`: a repeated key is an error, integers stay exact.
     """
     name = "<stdin>" if path == "-" else path
-    data = _read_bytes(path)
+    data = strip_bom(_read_bytes(path))
     if b"\x00" in data:
         raise InputFileError(f"{name}: this is a binary file, not JSON")
     if not data.strip():
         raise InputFileError(f"{name}: the input is empty; expected a JSON object, array or JSON Lines")
     try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        document = json_input.loads(data)
+    except JsonInputError as exc:
         lines = data.splitlines()
         first = next((line for line in lines if line.strip()), b"")
-        if len([line for line in lines if line.strip()]) > 1 and _parses(first):
+        if exc.code == "invalid_json" and len([line for line in lines if line.strip()]) > 1 and _parses(first):
             return False, _json_lines(name, lines)
-        raise _decode_error(name, data, exc) from None
+        raise _decode_error(name, exc) from None
     if isinstance(document, dict):
         return True, iter([document])
     if isinstance(document, list):
@@ -76,8 +75,8 @@ def read_records(path: str) -> tuple[bool, Iterator[Any]]:
 
 def _parses(line: bytes) -> bool:
     try:
-        orjson.loads(line)
-    except orjson.JSONDecodeError:
+        json_input.loads(line)
+    except JsonInputError:
         return False
     return True
 
@@ -87,9 +86,9 @@ def _json_lines(name: str, lines: list[bytes]) -> Iterator[Any]:
         if not line.strip():
             continue
         try:
-            yield orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield _decode_error(name, line, exc, line_offset=number - 1)
+            yield json_input.loads(line)
+        except JsonInputError as exc:
+            yield _decode_error(name, exc, line_offset=number - 1)
 
 
 def read_list_file(path: str, element_type: str) -> list[Any]:

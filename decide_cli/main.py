@@ -24,7 +24,6 @@ from compiler.evaluate import implementation
 from compiler.evaluate.results import resolve_as_of
 from compiler.testcases import TestFileError, find_test_files, load_cases, run_cases
 from decide_cli.inputs import InputFileError, read_list_file, read_records
-from dsl import ast
 from dsl.errors import DecideError, EvaluationError, InputError, PolicyError
 
 EXIT_OK, EXIT_POLICY, EXIT_INPUT, EXIT_EVALUATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3, 64, 70
@@ -126,14 +125,15 @@ def _expand_policy_paths(paths: tuple[str, ...]) -> list[str]:
 
 
 def _read_lists(policy: Policy, list_specs: tuple[str, ...]) -> dict[str, list[Any]]:
-    """The members of each `--list NAME=FILE`."""
+    """The members of each `--list NAME=FILE`; several files for one list are one list of all their members
+    (a blacklist split over files must never lose a file)."""
     lists: dict[str, list[Any]] = {}
     for spec in list_specs:
         name, separator, list_path = spec.partition("=")
         if not separator or not name or not list_path:
             raise click.BadParameter(f"expected NAME=FILE, got {spec!r}", param_hint="--list")
         if name not in policy.store_lists:
-            inline = any(isinstance(s, ast.ListDecl) and s.name == name for s in policy.ast.statements)
+            inline = any(item.name == name and item.inline for item in policy.info.lists)
             known = ", ".join(policy.store_lists) or "none"
             problem = (
                 f"list '{name}' has its members written in the policy and cannot be supplied"
@@ -142,7 +142,7 @@ def _read_lists(policy: Policy, list_specs: tuple[str, ...]) -> dict[str, list[A
             )
             raise click.BadParameter(f"{problem} (lists to supply: {known})", param_hint="--list")
         try:
-            lists[name] = read_list_file(list_path, policy.store_lists[name])
+            lists.setdefault(name, []).extend(read_list_file(list_path, policy.store_lists[name]))
         except InputFileError as exc:
             _err(f"error: {exc}")
             raise CliExit(EXIT_INPUT) from None

@@ -132,7 +132,8 @@ def parse(text: str | bytes, filename: str = "<policy>") -> ast.Policy:
         span = Span(filename, exc.line, exc.column, exc.line, exc.column + 1)
         raise _syntax_error(exc.code, exc.message, span, source) from None
     except UnexpectedInput as exc:
-        raise _describe_unexpected(exc, filename, source) from None
+        problem = _indentation_problem(source, filename, getattr(exc, "line", 0) or 0)
+        raise (problem or _describe_unexpected(exc, filename, source)) from None
     try:
         return BuildAst(filename, parse_text).transform(tree)
     except PolicySyntaxError as exc:
@@ -179,6 +180,75 @@ def _span_at_byte(data: bytes, offset: int, filename: str) -> Span:
 
 def _syntax_error(code: str, message: str, span: Span, source: str | None) -> PolicySyntaxError:
     return PolicySyntaxError(Diagnostic(ERROR, code, message, span), source)
+
+
+def _code_part(line: str) -> str:
+    """A line without its trailing comment (a # outside a string), right-stripped."""
+    quoted = False
+    for position, char in enumerate(line):
+        if char == '"':
+            quoted = not quoted
+        elif char == "#" and not quoted:
+            return line[:position].rstrip()
+    return line.rstrip()
+
+
+def _indentation_problem(source: str, filename: str, error_line: int) -> PolicySyntaxError | None:
+    """The first line, at or before a syntax error, whose indentation does not fit the blocks around it.
+
+    Lark only sees the indentation tokens, so it reports a wrongly indented line where the parse breaks,
+    often the line after. This scan names the line that is wrong and the indentation it should have:
+    two lines of one block indented differently, or a line that dedents to no enclosing block.
+    """
+    blocks: list[tuple[int, int]] = [(0, 0)]  # (indent, line of the block's first line), outermost first
+    previous: tuple[int, int, str] | None = None  # (line, indent, code)
+    for number, line in enumerate(source.split("\n"), start=1):
+        if number > error_line:
+            return None
+        code = _code_part(line)
+        if not code.strip():
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        current = blocks[-1][0]
+        if previous is not None and indent > current:
+            if previous[2].endswith(":"):
+                blocks.append((indent, number))
+            elif len(blocks) > 1 and blocks[-1][1] == previous[0]:
+                # The block's first line and this one disagree: the usual step of 4 says which is wrong.
+                opener = blocks[-2][0]
+                wrong, expected = (previous, indent) if opener + 4 == indent else ((number, indent, code), current)
+                other = number if wrong[0] == previous[0] else previous[0]
+                return _syntax_error(
+                    "inconsistent_indent",
+                    f"this line is indented {wrong[1]} spaces, but line {other} of the same block is indented "
+                    f"{indent if wrong[0] == previous[0] else current}; indent the lines of a block alike "
+                    f"(expected {expected} spaces)",
+                    Span(filename, wrong[0], wrong[1] + 1, wrong[0], wrong[1] + 2),
+                    source,
+                )
+            else:
+                return _syntax_error(
+                    "unexpected_indent",
+                    f"this line is indented {indent} spaces, more than the block it is in (expected {current} spaces, "
+                    f'as line {previous[0]}); only a line ending in ":" opens a deeper block',
+                    Span(filename, number, indent + 1, number, indent + 2),
+                    source,
+                )
+        elif indent < current:
+            closed = blocks[-1]
+            while blocks[-1][0] > indent:
+                closed = blocks.pop()
+            if blocks[-1][0] != indent:
+                return _syntax_error(
+                    "inconsistent_indent",
+                    f"this line is indented {indent} spaces, which matches no block around it: expected "
+                    f"{closed[0]} spaces (as line {closed[1]}) or {blocks[-1][0]}"
+                    + (f" (as line {blocks[-1][1]})" if blocks[-1][1] else ""),
+                    Span(filename, number, indent + 1, number, indent + 2),
+                    source,
+                )
+        previous = (number, indent, code)
+    return None
 
 
 def _describe_unexpected(exc: UnexpectedInput, filename: str, source: str) -> PolicySyntaxError:

@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 
 from decide_cli.main import main
-from tests.conftest import SPEC, spec_example_input, spec_example_source
-
-if not SPEC.exists():
-    pytest.skip("the shared spec (the CLI tests' example) is not next to the repository", allow_module_level=True)
+from tests.conftest import spec_example_input, spec_example_source
 
 SPEC_RECORD = spec_example_input()
 

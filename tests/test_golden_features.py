@@ -20,7 +20,7 @@ import pytest
 
 from compiler import EvaluationError, InputError, Policy, PolicyError, compile_file
 from compiler.testcases import load_cases, run_case
-from tests.conftest import spec_example_input
+from tests.conftest import spec_example_input, spec_text_input
 
 FEATURES = Path(__file__).resolve().parent / "golden" / "features"
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "policy-language.md"
@@ -87,6 +87,7 @@ def test_spec_example_result_verbatim() -> None:
     wanted = json.loads(expected.group(1))
     del wanted["version"]  # "absent when a file is evaluated directly"
     record = spec_example_input()
+    assert record == spec_text_input()
     result = _compile_or_fail("spec_example").evaluate(record, as_of="2026-11-21", lists={"blacklist": []})
     assert result == wanted
 

@@ -227,7 +227,7 @@ def _encoded(table, policy, use_kernel: bool):
     kernel = implementation.column_encoder() if use_kernel else None
     with mock.patch.object(implementation, "column_encoder", lambda: kernel):
         frame = policy.compiled.evaluator.new_frame(policy.prepare_lists({n: [] for n in policy.store_lists}))
-        return columns.encode_columns(table, policy.compiled.validator, policy.compiled.arrays, frame, False)
+        return columns.encode_columns(table, policy.compiled.validator, policy.compiled.arrays, frame)
 
 
 NUMBERS = """policy numbers:

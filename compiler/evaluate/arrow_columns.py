@@ -23,15 +23,14 @@ _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 _EXACT = float(2**53)
 
 
-def encode_columns(table: pa.Table, validator: InputValidator, arrays, frame, ignore_extra: bool):
-    """(values, missing, needs_check) for every declared input, row-aligned with the table."""
+def encode_columns(table: pa.Table, validator: InputValidator, arrays, frame):
+    """(values, missing, needs_check) for every declared input, row-aligned with the table (which holds only
+    declared inputs: the batch stage has set the others aside)."""
     n_rows = table.num_rows
     n_inputs = len(validator.plans)
     values = np.zeros((n_inputs, n_rows), dtype=np.float64)
     missing = np.ones((n_inputs, n_rows), dtype=np.uint8)
     needs_check = np.zeros(n_rows, dtype=bool)
-    if not ignore_extra and any(name not in validator.declared for name in table.column_names):
-        needs_check[:] = True  # every row has an unknown field: let the validator word it
     for position, (name, type_name, _, optional, _, constraint) in enumerate(validator.plans):
         if name not in table.column_names:
             if not optional:

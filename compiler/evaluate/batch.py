@@ -27,18 +27,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from compiler.evaluate.arrow_columns import encode_columns, has_list_inputs
 from compiler.evaluate.lists import prepare_lists
-from compiler.evaluate.results import build_result, resolve_as_of
+from compiler.evaluate.results import resolve_as_of
 from compiler.lower import opcodes as O
-from dsl.errors import EvaluationError, InputError
+from dsl.errors import DecideError, EvaluationError, FieldError, InputError
 
 CHUNK_ROWS = 1 << 16
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
@@ -52,26 +53,29 @@ def evaluate_batch(
     as_of: _dt.date | str | None = None,
     lists: Mapping[str, Iterable[Any]] | None = None,
     ignore_extra: bool = False,
+    passthrough: Sequence[str] = (),
     trace: bool = False,
     threads: int | None = None,
 ) -> pa.Table:
     """Evaluate every row of `table` on `compiled`; see the module docstring for the stages."""
-    if not isinstance(table, pa.Table):
-        table = pa.Table.from_pandas(table, preserve_index=False)
+    table = _as_table(table, compiled.info)
     date_column = as_of if isinstance(as_of, str) and as_of in table.column_names else None
-    inputs_table = table.drop_columns([date_column]) if date_column else table
+    kept = _kept_columns(table, compiled.info, passthrough, ignore_extra, date_column)
+    date_column = as_of if isinstance(as_of, str) and as_of in table.column_names else None
+    inputs_table = table.select([name for name in table.column_names if name in kept])
     prepared = prepare_lists(compiled.store_lists, lists)
     arrays = compiled.arrays
     runner = compiled.evaluator
     n_rows = table.num_rows
-    errors: dict[int, str] = {}
+    errors: dict[int, DecideError] = {}
     status = np.zeros(n_rows, dtype=np.uint8)  # 1: the row has its error; 2: the GIL-free path left it
     today = _row_dates(table, date_column, as_of, errors, status)
     if has_list_inputs(arrays):
         # List-valued inputs are Python objects per row: every row takes the single-record path.
-        return _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trace, ignore_extra)
+        decided = _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trace)
+        return _with_passthrough(decided, table, passthrough)
     frame = runner.new_frame(prepared)
-    values, missing = _encode_inputs(compiled, inputs_table, frame, ignore_extra, errors, status)
+    values, missing = _encode_inputs(compiled, inputs_table, frame, errors, status)
     n_outputs = len(arrays.output_names)
     out_values = np.zeros((n_outputs, n_rows))
     out_missing = np.ones((n_outputs, n_rows), dtype=np.uint8)
@@ -115,14 +119,103 @@ def evaluate_batch(
     columns["reasons"] = pa.ListArray.from_arrays(offsets, reasons, mask=pa.array(error_rows))
     if trace:
         columns["trace"] = pa.array(traces, type=pa.list_(pa.string()))
-    columns["error"] = _error_column(errors, n_rows)
-    return pa.table(columns)
+    columns.update(_error_columns(errors, n_rows))
+    return _with_passthrough(pa.table(columns), table, passthrough)
 
 
 # ----------------------------------------------------------------------------- stages
 
 
-def _row_dates(table: pa.Table, date_column: str | None, as_of, errors: dict[int, str], status) -> np.ndarray:
+def _as_table(table: Any, info) -> pa.Table:
+    """A pyarrow Table from what the caller passed: a Table, a pandas DataFrame or a list of records.
+
+    A pandas datetime64 column for a `date` input becomes date32 (a time of day other than midnight is the
+    row's input error, as it would be for one record); NaN and NaT in pandas are missing values, as pandas
+    means them.
+    """
+    if isinstance(table, pa.Table):
+        converted = table
+    elif isinstance(table, pa.RecordBatch):
+        converted = pa.Table.from_batches([table])
+    elif isinstance(table, list) and all(isinstance(record, Mapping) for record in table):
+        converted = pa.Table.from_pylist([dict(record) for record in table]) if table else pa.table({})
+    elif type(table).__name__ == "DataFrame" and hasattr(table, "columns"):
+        converted = pa.Table.from_pandas(table, preserve_index=False)
+    else:
+        raise InputError(
+            [
+                FieldError(
+                    "",
+                    "not_a_table",
+                    f"evaluate_batch takes a pyarrow Table, a pandas DataFrame or a list of records, "
+                    f"not {type(table).__name__}",
+                )
+            ]
+        )
+    dates = {field.name for field in info.inputs if field.type == "date"}
+    for index, name in enumerate(converted.column_names):
+        column = converted.column(index)
+        if name in dates and pa.types.is_timestamp(column.type):
+            converted = converted.set_column(index, name, _timestamps_as_dates(column))
+    return converted
+
+
+def _timestamps_as_dates(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Midnight timestamps as date32; any other time of day as its text, which the validator refuses."""
+    days = pc.cast(pc.floor_temporal(column, unit="day"), pa.date32())
+    if pc.all(pc.equal(pc.floor_temporal(column, unit="day"), column)).as_py() in (True, None):
+        return days
+    return pc.if_else(
+        pc.equal(pc.floor_temporal(column, unit="day"), column),
+        pc.cast(days, pa.string()),
+        pc.cast(column, pa.string()),
+    )
+
+
+def _kept_columns(table: pa.Table, info, passthrough: Sequence[str], ignore_extra: bool, date_column) -> set[str]:
+    """The columns that reach validation: the declared inputs. Others must be named in `passthrough`, be the
+    `as_of` column, or be ignored with `ignore_extra`; else the whole table is refused before any row runs
+    (one error naming the columns, not one per row)."""
+    declared = {field.name for field in info.inputs}
+    absent = [name for name in passthrough if name not in table.column_names]
+    if absent:
+        raise InputError(
+            [FieldError(name, "unknown_column", "a passthrough column not in the table") for name in absent]
+        )
+    unknown = [
+        name for name in table.column_names if name not in declared and name not in passthrough and name != date_column
+    ]
+    if unknown and not ignore_extra:
+        shown = ", ".join(unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        raise InputError(
+            [
+                FieldError(
+                    name,
+                    "unknown_column",
+                    f"the table has columns the policy does not declare ({shown}); name them in passthrough= "
+                    "to copy them to the output, or pass ignore_extra=True",
+                )
+                for name in unknown[:1]
+            ]
+        )
+    return declared & set(table.column_names)
+
+
+def _with_passthrough(decided: pa.Table, table: pa.Table, passthrough: Sequence[str]) -> pa.Table:
+    """The passthrough columns first (ids, labels), then the decision's columns."""
+    if not passthrough:
+        return decided
+    clash = [name for name in passthrough if name in decided.column_names]
+    if clash:
+        raise InputError(
+            [FieldError(name, "column_clash", "a passthrough column has an output's name") for name in clash]
+        )
+    return pa.table(
+        {**{name: table.column(name) for name in passthrough}, **dict(zip(decided.column_names, decided.columns))}
+    )
+
+
+def _row_dates(table: pa.Table, date_column: str | None, as_of, errors: dict[int, DecideError], status) -> np.ndarray:
     """The evaluation date (as a day ordinal) of every row; a row with a bad date gets its error."""
     n_rows = table.num_rows
     if date_column is None:
@@ -137,22 +230,22 @@ def _row_dates(table: pa.Table, date_column: str | None, as_of, errors: dict[int
                 raise EvaluationError(f"as_of: the date column '{date_column}' is empty in this row")
             today[row] = float(resolve_as_of(value).toordinal())
         except EvaluationError as exc:
-            errors[row] = str(exc)
+            errors[row] = exc
             status[row] = 1
     return today
 
 
-def _encode_inputs(compiled, inputs_table: pa.Table, frame, ignore_extra: bool, errors, status):
+def _encode_inputs(compiled, inputs_table: pa.Table, frame, errors, status):
     """Encoded input columns; rows the column checks cannot vouch for are validated one by one."""
     arrays = compiled.arrays
-    values, missing, needs_check = encode_columns(inputs_table, compiled.validator, arrays, frame, ignore_extra)
+    values, missing, needs_check = encode_columns(inputs_table, compiled.validator, arrays, frame)
     slot_types = [int(arrays.slot_types[slot]) for slot in arrays.input_slots]
     for row in np.flatnonzero(needs_check & (status == 0)):
         record = inputs_table.slice(int(row), 1).to_pylist()[0]
         try:
-            checked = compiled.validator.validate(record, ignore_extra=ignore_extra)
+            checked = compiled.validator.validate(record)
         except InputError as exc:
-            errors[int(row)] = str(exc)
+            errors[int(row)] = exc
             status[row] = 1
             continue
         for position, name in enumerate(arrays.input_names):
@@ -274,13 +367,26 @@ def _reason_runs(frame, native_count, native_ids, python_rows, python_reasons) -
     return offsets, flat
 
 
-def _error_column(errors: dict[int, str], n_rows: int) -> pa.Array:
+def _error_columns(errors: dict[int, DecideError], n_rows: int) -> dict[str, pa.Array]:
+    """`error` (the full text, as `evaluate` raises it), `error_code` and `error_field` (the first problem's
+    code, and its input field or the output it concerns); null where the row was decided."""
     if not errors:
-        return pa.nulls(n_rows, type=pa.string())
-    column: list[str | None] = [None] * n_rows
-    for row, message in errors.items():
-        column[row] = message
-    return pa.array(column, type=pa.string())
+        nulls = pa.nulls(n_rows, type=pa.string())
+        return {"error": nulls, "error_code": nulls, "error_field": nulls}
+    text: list[str | None] = [None] * n_rows
+    codes: list[str | None] = [None] * n_rows
+    fields: list[str | None] = [None] * n_rows
+    for row, exc in errors.items():
+        text[row] = str(exc)
+        if isinstance(exc, InputError) and exc.errors:
+            codes[row], fields[row] = exc.errors[0].code, exc.errors[0].field or None
+        elif isinstance(exc, EvaluationError):
+            codes[row], fields[row] = exc.code, exc.output
+    return {
+        "error": pa.array(text, type=pa.string()),
+        "error_code": pa.array(codes, type=pa.string()),
+        "error_field": pa.array(fields, type=pa.string()),
+    }
 
 
 def _output_column(values, missing, slot_type: int, strings):
@@ -293,15 +399,14 @@ def _output_column(values, missing, slot_type: int, strings):
     if slot_type == O.T_STR:
         indices = pa.array(values.astype(np.int32), type=pa.int32(), mask=missing)
         return pa.DictionaryArray.from_arrays(indices, strings).cast(pa.string())
-    # Dates, as the single-record result shows them: YYYY-MM-DD.
     days = pa.array((values - _EPOCH_ORDINAL).astype(np.int32), type=pa.int32(), mask=missing)
-    return days.cast(pa.date32()).cast(pa.string())
+    return days.cast(pa.date32())
 
 
 # ----------------------------------------------------------------------------- list inputs
 
 
-def _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trace, ignore_extra) -> pa.Table:
+def _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trace) -> pa.Table:
     """One row at a time, for policies with list-valued inputs."""
     arrays = compiled.arrays
     output_names = list(arrays.output_names)
@@ -312,12 +417,11 @@ def _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trac
         entries = None
         if not status[row]:
             try:
-                values = compiled.validator.validate(record, ignore_extra=ignore_extra)
+                values = compiled.validator.validate(record)
                 day = _dt.date.fromordinal(int(today[row]))
-                outputs, entries = compiled.evaluator.evaluate(values, day, prepared)
-                result = build_result(compiled.name, outputs, entries, trace=True, version=None)["outputs"]
+                result, entries = compiled.evaluator.evaluate(values, day, prepared)
             except (InputError, EvaluationError) as exc:
-                errors[row] = str(exc)
+                errors[row] = exc
                 entries = None
         for name in results:
             results[name].append(result[name])
@@ -325,7 +429,7 @@ def _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trac
     columns = {name: _column(values, _arrow_type(arrays, name)) for name, values in results.items()}
     if trace:
         columns["trace"] = pa.array(traces, type=pa.list_(pa.string()))
-    columns["error"] = _error_column(errors, len(today))
+    columns.update(_error_columns(errors, len(today)))
     return pa.table(columns)
 
 
@@ -338,7 +442,7 @@ def _arrow_type(arrays, output: str):
         O.T_INT: pa.int64(),
         O.T_BOOL: pa.bool_(),
         O.T_STR: pa.string(),
-        O.T_DATE: pa.string(),
+        O.T_DATE: pa.date32(),
     }.get(int(arrays.slot_types[slot]))
 
 

@@ -216,7 +216,7 @@ def evaluate_columns(
 
     `inputs`/`inputs_missing` are (inputs x rows) arrays of encoded values; rows with `skip` set are
     left missing. Writes `out_values`/`out_missing` (outputs x rows); returns (reasons per row, traces
-    per row or None, error message or None per row, {output index: Python value per row} for outputs
+    per row or None, the `EvaluationError` or None per row, {output index: Python value per row} for outputs
     holding lists).
     """
     p = frame.p
@@ -237,7 +237,7 @@ def evaluate_columns(
         try:
             trace = _run_statements(frame)
         except EvaluationError as exc:
-            errors[row] = str(exc)
+            errors[row] = exc
             continue
         for i, slot in enumerate(p.output_slots):
             if frame.missing[slot]:

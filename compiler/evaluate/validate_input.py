@@ -45,6 +45,8 @@ class InputValidator:
         self.plans = [(f.name, f.type.name, f.type, f.optional, f.pii, allowed_values(f)) for f in fields]
 
     def validate(self, record: Any, *, ignore_extra: bool = False) -> dict[str, Any]:
+        if type(record) is not dict and _is_pandas_row(record):
+            record = pandas_row(record)
         if type(record) is not dict and not isinstance(record, dict):
             raise InputError([FieldError("", "not_an_object", f"the input must be a JSON object, not {_kind(record)}")])
         errors: list[FieldError] = []
@@ -158,16 +160,11 @@ def _convert_scalar(type_name: str, raw: Any, reveal: bool) -> Any:
         if abs(raw) > MAX_EXACT_INT:
             raise _Invalid("out_of_range", f"the number is too large (at most ±{MAX_EXACT_INT})")
         return raw
-    if isinstance(raw, int) and abs(raw) > MAX_EXACT_INT:
-        # A double cannot hold this whole number exactly; rounding it silently could change a decision.
-        raise _Invalid("out_of_range", f"the whole number is too large to use exactly (at most ±{MAX_EXACT_INT})")
-    try:
-        value = float(raw)
-    except OverflowError:
-        raise _Invalid("out_of_range", "the number is too large") from None
-    if not math.isfinite(value):
-        raise _Invalid("out_of_range", "the number is too large")
-    return value
+    # One rule for every number, however it is written (24, 2.4e1, 18446744073709551616): at most ±2**53.
+    # Past it a double cannot hold every whole number, and rounding silently could change a decision.
+    if abs(raw) > MAX_EXACT_INT:
+        raise _Invalid("out_of_range", f"the number is too large (at most ±{MAX_EXACT_INT})")
+    return float(raw)
 
 
 def _kind(raw: Any, reveal: bool = True) -> str:
@@ -180,6 +177,30 @@ def _kind(raw: Any, reveal: bool = True) -> str:
     if isinstance(raw, (int, float)):
         return f"the number {raw!r}"
     return _JSON_TYPE_NAMES.get(type(raw), type(raw).__name__)
+
+
+def _is_pandas_row(record: Any) -> bool:
+    return type(record).__name__ == "Series" and type(record).__module__.startswith("pandas")
+
+
+def pandas_row(row: Any) -> dict[str, Any]:
+    """A pandas row (a Series) as a record, meaning what `evaluate_batch` makes of the same row of a DataFrame:
+    NaN, NaT and None are missing values, numpy scalars their Python values, and a timestamp at midnight a
+    date (any other time of day stays a timestamp, which a `date` field refuses)."""
+    record: dict[str, Any] = {}
+    for name, value in row.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)) or type(value).__name__ == "NaTType":
+            record[name] = None
+            continue
+        if hasattr(value, "item") and type(value).__module__ == "numpy":
+            value = value.item()
+            if isinstance(value, float) and math.isnan(value):
+                record[name] = None
+                continue
+        if isinstance(value, _dt.datetime):
+            value = value.date() if value.time() == _dt.time() and value.tzinfo is None else value
+        record[name] = value
+    return record
 
 
 def mask_pii(value: str) -> str:
