@@ -12,6 +12,7 @@ import datetime as _dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from compiler.check.fold_constants import show_value
 from compiler.evaluate.lists import prepare_lists
 from compiler.evaluate.python_kernel import Prepared, evaluate_arrays
 from compiler.evaluate.results import resolve_as_of
@@ -176,6 +177,16 @@ def explain_path(
     lines: list[str] = []
     current = -1
     for node, outcome in visits:
+        if node < 0:
+            statement = -node - 1
+            name = arrays.strings[int(arrays.stmt_name[statement])]
+            line = arrays.spans[int(arrays.stmt_span[statement])].line
+            if int(arrays.stmt_kind[statement]) == O.S_LET:
+                lines.append(f"let {name} = {show(outcome)}  (line {line})")
+                current = -1
+            else:
+                lines.append(f"  {name} = {show(outcome)}")
+            continue
         statement = statement_of_node.get(node, -1)
         if statement != current:
             current = statement
@@ -188,9 +199,17 @@ def explain_path(
             lines.append(f"  line {line}: {text} -> {outcome}")
     lines.append("")
     lines.append("trace: " + ", ".join(trace))
-    shown = {name: value for name, value in outputs.items()}
-    lines.append("outputs: " + ", ".join(f"{name} = {value!r}" for name, value in shown.items()))
+    lines.append("outputs: " + ", ".join(f"{name} = {show(value)}" for name, value in outputs.items()))
     return "\n".join(lines) + "\n"
+
+
+def show(value: Any) -> str:
+    """A value as the policy language writes it: missing, true, "text", date("2026-01-31"), [a, b], {field: v}."""
+    if isinstance(value, list):
+        return "[" + ", ".join(show(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {show(item)}" for key, item in value.items()) + "}"
+    return show_value(value)
 
 
 def _statement_of_nodes(arrays) -> dict[int, int]:

@@ -260,6 +260,11 @@ def test_command(paths: tuple[str, ...], verbose: bool) -> None:
             _err(f"error: {exc}")
             failed += 1
             continue
+        if not cases:
+            _err(
+                f"warning: {tests_path}: no test cases; every policy needs at least one "
+                "(the registry refuses to submit a version without)"
+            )
         try:
             policy = compile_source(read_policy_file(policy_path), str(policy_path))
         except PolicyError as exc:

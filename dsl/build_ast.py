@@ -21,6 +21,16 @@ MAX_EXACT_INT = 2**53
 # Every later stage walks the AST recursively; capping the nesting here keeps them all far from
 # Python's recursion limit (an analyst never needs more; a long sum can be split with `let`).
 MAX_NESTING = 100
+# The longest chain of one operator (`a and b and ...`): real knockout rules run to dozens of clauses. The
+# checker and evaluators walk expressions recursively; this keeps them well inside Python's recursion limit.
+MAX_CHAIN = 300
+# Left-associative operators whose chains are one level of nesting, however long.
+_CHAINS = {"arith", "and_op", "or_op"}
+
+
+def _data(node) -> str | None:
+    return node.data if isinstance(node, Tree) else None
+
 
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
@@ -127,25 +137,34 @@ class BuildAst:
         self._handlers: dict[str, object] = {}
 
     def transform(self, tree: Tree):
-        return self._build(tree, 0)
+        return self._build(tree, 0, 0)
 
-    def _build(self, node, depth: int):
+    def _build(self, node, depth: int, length: int):
+        """`depth` counts nesting; `length` the tree's real depth, where a chain `a + b + c` or `a and b and c`
+        (each operator the left operand of the next) is one level of nesting but as long as its terms."""
         if not isinstance(node, Tree):
             return node  # a Token, or None for an absent optional part
         if depth > MAX_NESTING:
-            span = self._span(node.meta)
-            raise PolicySyntaxError(
-                Diagnostic(
-                    ERROR,
-                    "too_deep",
-                    f"this is nested more than {MAX_NESTING} levels deep; split it up (an expression, with let)",
-                    Span(span.file, span.line, span.column, span.line, span.column + 1),
-                )
+            self._too_deep(
+                node, f"this is nested more than {MAX_NESTING} levels deep; split it up (an expression, with let)"
             )
+        if length > MAX_CHAIN:
+            self._too_deep(node, f"this expression is longer than {MAX_CHAIN} terms; split it up with let")
         handler = self._handlers.get(node.data)
         if handler is None:
             handler = self._handlers[node.data] = getattr(self, str(node.data))
-        return handler(node.meta, *[self._build(child, depth + 1) for child in node.children])
+        chain = node.data in _CHAINS
+        children = [
+            self._build(child, depth + (0 if chain and index == 0 and _data(child) == node.data else 1), length + 1)
+            for index, child in enumerate(node.children)
+        ]
+        return handler(node.meta, *children)
+
+    def _too_deep(self, node, message: str) -> None:
+        span = self._span(node.meta)
+        raise PolicySyntaxError(
+            Diagnostic(ERROR, "too_deep", message, Span(span.file, span.line, span.column, span.line, span.column + 1))
+        )
 
     def _span(self, meta) -> Span:
         if getattr(meta, "empty", True):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from dsl import RESERVED_WORDS, ast
@@ -726,14 +727,20 @@ def _valid_value(draw: st.DrawFn, input_field: ast.Field) -> Any:
     allowed = input_field.allowed
     if isinstance(allowed, ast.SetLiteral):
         members = [_constant_of(item) for item in allowed.items]
-        members = [m for m in members if m is not None]
+        members = [m for m in members if m is not None and _usable(m)]
         if members:
             return _json_value(draw(st.sampled_from(members)))
+        assume(not allowed.items)  # every allowed number is beyond ±2**53: no input can have it
     if isinstance(allowed, ast.Interval):
-        inside = _interval_values(allowed, type_ref.name)
+        inside = [value for value in _interval_values(allowed, type_ref.name) if _usable(value)]
         if inside:
             return draw(st.sampled_from(inside))
     return draw(_scalar_values(type_ref.name))
+
+
+def _usable(value: Any) -> bool:
+    """Whether a number is one an input may hold (at most ±2**53; docs/language.md)."""
+    return not isinstance(value, (int, float)) or isinstance(value, bool) or abs(value) <= MAX_INT
 
 
 _WRONG_TYPE = {

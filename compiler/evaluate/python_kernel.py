@@ -148,7 +148,8 @@ def evaluate_arrays(
 ) -> tuple[dict[str, Any], list[str]]:
     """Evaluate one validated record; returns (outputs including `reasons`, trace).
 
-    With `visits`, every tree node passed is appended as (node, outcome) for `decide explain`.
+    With `visits`, every tree node passed is appended as (node, outcome) for `decide explain`, and the value
+    of every let and scorecard total as (-(statement + 1), value).
     """
     p = prepared
     frame = Frame(p)
@@ -197,6 +198,11 @@ def _run_statements(frame: Frame) -> list[str]:
             frame.statement = statement
             frame.item = -1
             _run_statement(frame, statement, trace)
+            if frame.visits is not None and frame.p.stmt_kind[statement] in (O.S_LET, O.S_SCORECARD):
+                # For `decide explain`: the value a let or a scorecard's total took, as (-(statement + 1), value).
+                slot = frame.p.stmt_slot[statement]
+                value = None if frame.missing[slot] else frame.decode(frame.value[slot], frame.p.slot_types[slot])
+                frame.visits.append((-(statement + 1), value))
     except _Stop:
         pass
     return trace
