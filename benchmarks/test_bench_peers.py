@@ -4,9 +4,11 @@ Credit rows (`benchmarks/data.py`):
 * `plain_python.decide`: the policy hand-written as one Python function (the floor for a Python call);
 * `columnar.decide_columns`: a hand-written Cython loop over numpy columns (the floor for batch);
 * `zen_graph`: the policy as a GoRules JDM decision graph, run by zen-engine;
-* Decide's reference interpreter, `policy.evaluate(..., engine="reference")` once the fast path
-  has an engine switch, plain `policy.evaluate` before;
-* placeholders for Decide's compiled `evaluate` and `evaluate_batch`, skipped until they exist.
+* Decide's reference interpreter, `policy.evaluate(..., engine="reference")`;
+* Decide's compiled `evaluate` and `evaluate_batch`.
+
+A missing peer is a failure, never a skip: `pip install -e ".[test,bench]"` installs them all
+(zen-engine, and Cython for the hand-written columnar loop).
 
 The agreement tests prove the peers compute the same thing (run them without --benchmark-only):
 
@@ -22,7 +24,6 @@ Numbers go in reports, never in assertions.
 from __future__ import annotations
 
 import datetime
-import inspect
 import math
 from pathlib import Path
 from typing import Any
@@ -60,46 +61,19 @@ def policy():
     return compile_file(POLICY_PATH)
 
 
-def _takes(function, parameter: str) -> bool:
-    try:
-        return parameter in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def reference_options(policy) -> dict[str, Any]:
-    """Pin the reference interpreter: once `evaluate` has an engine switch, its default is the fast path."""
-    return {"engine": "reference"} if _takes(policy.evaluate, "engine") else {}
+    """Pin the reference interpreter."""
+    return {"engine": "reference"}
 
 
 def compiled_options(policy) -> dict[str, Any]:
-    """How to call Decide's compiled per-record evaluate, or skip while it has not landed."""
-    if not _takes(policy.evaluate, "engine"):
-        pytest.skip("placeholder: Decide's compiled fast path has not landed (policy.evaluate has no engine= switch)")
+    """Decide's compiled per-record evaluate."""
     return {"engine": "compiled"}
 
 
 def batch_options(policy) -> dict[str, Any]:
-    """Keyword arguments for `policy.evaluate_batch`, or skip while it has not landed.
-
-    Skips when the method is missing, or when it exists but a one-row probe says it is not finished
-    (AttributeError / NotImplementedError from a delegation that is not there yet); the skip message
-    shows the error.
-    """
-    if not hasattr(policy, "evaluate_batch"):
-        pytest.skip("placeholder: Decide's compiled fast path has not landed (no policy.evaluate_batch)")
-    options = {"as_of": AS_OF, "lists": {"blacklist": []}}
-    try:
-        parameters = inspect.signature(policy.evaluate_batch).parameters
-    except (TypeError, ValueError):
-        parameters = None
-    if parameters is not None and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        options = {name: value for name, value in options.items() if name in parameters}
-    try:
-        policy.evaluate_batch(data.load_table(1), **options)
-    except (AttributeError, NotImplementedError) as exc:
-        pytest.skip(f"placeholder: policy.evaluate_batch is not usable yet ({type(exc).__name__}: {exc})")
-    return options
+    """Keyword arguments for `policy.evaluate_batch`."""
+    return {"as_of": AS_OF, "lists": {"blacklist": []}}
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +92,10 @@ def agreement_cases() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def zen_decision():
-    pytest.importorskip("zen", reason="zen-engine is not installed (pip install zen-engine)")
+    try:
+        import zen  # noqa: F401
+    except ImportError:
+        pytest.fail('zen-engine is not installed: pip install -e ".[test,bench]"')
     return zen_graph.create_decision()
 
 
@@ -127,7 +104,7 @@ def columnar():
     try:
         return load_columnar()
     except ColumnarUnavailable as exc:
-        pytest.skip(str(exc))
+        pytest.fail(f'the Cython peer cannot be built ({exc}): pip install -e ".[test,bench]"')
 
 
 def _show(mismatches: list) -> str:
@@ -279,7 +256,7 @@ def test_single_reference(benchmark, policy, single_case) -> None:
 
 @pytest.mark.benchmark(group=SINGLE)
 def test_single_decide_compiled(benchmark, policy, single_case) -> None:
-    """PLACEHOLDER: Decide's compiled `policy.evaluate`; skipped until the fast path lands."""
+    """Decide's compiled `policy.evaluate` on one record."""
     options = compiled_options(policy)
     # Like the peers (a frozenset built once, a prebuilt zen context): lists checked once, a date object.
     lists = policy.prepare_lists(single_case["lists"])
@@ -386,7 +363,7 @@ def test_slice_reference(benchmark, policy) -> None:
 
 @pytest.mark.benchmark(group=SLICE)
 def test_slice_decide_compiled(benchmark, policy) -> None:
-    """PLACEHOLDER: Decide's compiled `policy.evaluate`, one call per row; skipped until the fast path lands."""
+    """Decide's compiled `policy.evaluate`, one call per row."""
     options = compiled_options(policy)
     records = data.load_records(SLICE_ROWS)
     lists = {"blacklist": []}

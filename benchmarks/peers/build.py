@@ -4,7 +4,7 @@
 call after `columnar.pyx` changed) runs Cython and the C compiler: the generated C and object files
 go to `benchmarks/peers/build/` and the extension module next to the .pyx, nothing outside
 `benchmarks/` (both are git-ignored). Without Cython, numpy's headers or a working C compiler it
-raises `ColumnarUnavailable` with the reason, and the benchmarks skip with that message.
+raises `ColumnarUnavailable` with the reason, and the benchmarks fail with that message.
 
     python -m benchmarks.peers.build     # build now and say where the module is
 """
