@@ -86,7 +86,7 @@ cdef enum:
     # What a native (GIL-free) step reports.
     N_OK = 0
     N_STOP = 1  # `stop`: the policy ends with the outputs as they are
-    N_BAIL = 2  # something only the Python path can do (an escape, an error message): run the row there
+    N_BAIL = 2  # something only the pure-Python kernel can do (an escape, an error message): run the row there
 
 cdef enum:
     # Node tests recognised in a node's program, run without the instruction loop.
@@ -110,7 +110,7 @@ cdef enum:
     E_LEN_LIST = 3  # len(reason list)
     E_REASONS = 4  # the reasons so far, as a list
     E_IN_TEXT_VALUE = 5  # a string in a reason list
-    E_ROUND = 6  # round(number, int): the twin's exact decimal rounding, called under the GIL
+    E_ROUND = 6  # round(number, int): the exact decimal rounding of compiler.values, called under the GIL
     E_ROUND_INT = 7  # round(int, int)
 
 cdef enum:

@@ -235,8 +235,8 @@ def _runs_natively(arrays):
     """Whether rows of this policy can run on the GIL-free path at all.
 
     Not when a value is a Python object from the start (list inputs or outputs) or a collect table builds
-    records: those rows always need the Python path. Everything else is decided per row: a row bails to
-    the Python path at the first escape or error only it can handle.
+    records: those rows always run on the pure-Python kernel. Everything else is decided per row: a row
+    bails to the pure-Python kernel at the first escape or error only it can handle.
     """
     slots = list(arrays.input_slots) + list(arrays.output_slots)
     return (all(arrays.slot_types[slot] != T_OBJ for slot in slots)
@@ -560,7 +560,7 @@ cdef class Runner:
         """Rows start..end of encoded input columns on the GIL-free path, with the GIL released.
 
         `status[row]` is 1 for a row to skip (already an error); a row the path bails on gets 2 and is left
-        for the Python path. A decided row gets its outputs in `out_values`/`out_missing`, its number of
+        for the pure-Python kernel. A decided row gets its outputs in `out_values`/`out_missing`, its number of
         reasons in `reason_count` and its reason ids appended to `reason_ids` (room for
         REASONS_CAPACITY per row). `members[escape, string id]` is the named-list membership of every
         string of the batch, and `n_strings` how many string ids there are. Returns how many reason ids
@@ -761,7 +761,7 @@ cdef class Runner:
                 elif m.trace != NULL:
                     m.n_trace -= 1  # a rule that did not fire is not in the trace
             return N_OK
-        # Tables (first, unique): every row is tested, as on the Python path (a later row may raise).
+        # Tables (first, unique): every row is tested, as the pure-Python kernel does (a later row may raise).
         first = -1
         matches = 0
         for tree in range(self.stmt_tree_start[s], self.stmt_tree_end[s]):
@@ -774,7 +774,7 @@ cdef class Runner:
             elif m.trace != NULL:
                 m.n_trace -= 1
         if kind == S_TABLE_UNIQUE and matches > 1:
-            return N_BAIL  # the error message is the Python path's
+            return N_BAIL  # the pure-Python kernel words the error
         if first >= 0:
             return self._n_actions(m, first)
         for i in range(self.column_start[s], self.column_start[s + 1]):
@@ -1208,7 +1208,7 @@ cdef class Runner:
         try:
             arguments[0] = _round_half_away(value, <long long> arguments[1])
         except _ValueProblem:
-            return -1  # the Python path words the error
+            return -1  # the pure-Python kernel words the error
         return 0
 
     cdef int _in_text_list(self, Machine* m, int index, double x):

@@ -19,7 +19,7 @@ from typing import Any
 
 from compiler.decision import Decision
 from compiler.evaluate.implementation import IMPLEMENTATION, Evaluator
-from compiler.evaluate.lists import prepare_lists
+from compiler.evaluate.lists import PreparedLists, prepare_lists
 from compiler.evaluate.results import build_result, resolve_as_of
 from compiler.evaluate.validate_input import InputValidator
 from compiler.info import PolicyInfo, policy_info
@@ -74,6 +74,7 @@ class CompiledPolicy:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptArtefact(f"compiled policy '{arrays.name}' has unreadable metadata ({exc!r})") from None
         self.store_lists: dict[str, str] = self.info.store_lists
+        self.list_declarations = tuple(self.store_lists.items())  # what a PreparedLists for this policy carries
         self.validator = InputValidator(self.inputs)
         self._evaluator: Evaluator | None = None
         self._evaluator_lock = threading.Lock()
@@ -140,12 +141,14 @@ class CompiledPolicy:
         version: int | None = None,
     ) -> dict[str, Any]:
         """Validate `record` and evaluate it on the decision trees; the result object of spec §6."""
-        today = resolve_as_of(as_of)
-        lists = prepare_lists(self.store_lists, lists)
-        evaluator = self.evaluator
-        if evaluator.native:
+        today = as_of if type(as_of) is _dt.date else resolve_as_of(as_of)
+        if type(lists) is not PreparedLists or lists.declarations is not self.list_declarations:
+            lists = prepare_lists(self.store_lists, lists, self.list_declarations)
+        evaluator = self._evaluator or self.evaluator
+        kernel = evaluator.kernel
+        if kernel is not None and evaluator.native:
             # The kernel checks a plainly valid record itself and builds the result's values directly.
-            decided = evaluator.evaluate_record(record, today, lists, ignore_extra)
+            decided = kernel.evaluate_record(record, today, lists, ignore_extra)
             if decided is not None:
                 # build_result's shape, built inline: the call costs about 0.5 µs of a 3.5 µs decision.
                 result: dict[str, Any] = {"policy": self.name}

@@ -97,18 +97,17 @@ class Policy:
         `engine="reference"` runs the reference interpreter instead of the
         compiled decision trees (both give identical results).
         """
-        if engine not in ("compiled", "reference"):
-            raise ValueError(f"engine must be 'compiled' or 'reference', not {engine!r}")
-        if engine == "reference":
-            values = validate_input(self.ast.inputs, record, ignore_extra=ignore_extra)
-            today = resolve_as_of(as_of)
-            outputs, trace_entries = evaluate_reference(
-                self.ast, self.analysis, values, today, prepare_lists(self.store_lists, lists)
+        if engine == "compiled":
+            return self.compiled.evaluate(
+                record, as_of=as_of, lists=lists, ignore_extra=ignore_extra, trace=trace, version=version
             )
-            return build_result(self.name, outputs, trace_entries, trace=trace, version=version)
-        return self.compiled.evaluate(
-            record, as_of=as_of, lists=lists, ignore_extra=ignore_extra, trace=trace, version=version
-        )
+        if engine != "reference":
+            raise ValueError(f"engine must be 'compiled' or 'reference', not {engine!r}")
+        values = validate_input(self.ast.inputs, record, ignore_extra=ignore_extra)
+        today = resolve_as_of(as_of)
+        prepared = prepare_lists(self.store_lists, lists, self.compiled.list_declarations)
+        outputs, trace_entries = evaluate_reference(self.ast, self.analysis, values, today, prepared)
+        return build_result(self.name, outputs, trace_entries, trace=trace, version=version)
 
     def decide(
         self,
@@ -138,7 +137,7 @@ class Policy:
         Each value is an iterable of members or a `PreparedList` (one list at one revision, shared by every
         policy that declares it: nothing is converted again).
         """
-        return prepare_lists(self.store_lists, lists)
+        return prepare_lists(self.store_lists, lists, self.compiled.list_declarations)
 
 
 @contextmanager

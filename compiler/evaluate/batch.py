@@ -1,12 +1,16 @@
 """Batch evaluation: a table of records -> a table of decisions, one row each.
 
-Input: a `CompiledPolicy`, a pyarrow Table (or pandas DataFrame), the
-evaluation date (or the name of a date column), the named lists. Output: a
-pyarrow Table with one column per output, `reasons` (list of strings),
-`trace` if asked, and `error` (null where the row was decided).
+Input: a `CompiledPolicy`, a pyarrow Table (or RecordBatch, pandas DataFrame
+or list of records), the evaluation date (or the name of a date column), the
+named lists, and the columns to pass through. Output: a pyarrow Table with the
+passthrough columns, one column per output, `reasons` (list of strings),
+`trace` if asked, and `error`, `error_code`, `error_field` (null where the
+row was decided).
 
 The stages, in order:
 
+0. the table: converted to Arrow; columns the policy does not declare are
+   passed through, set aside (`ignore_extra`) or refuse the whole table;
 1. dates: each row's evaluation date (`as_of` or a date column);
 2. columns: inputs encoded and checked column-wise (`compiler/evaluate/arrow_columns.py`);
    rows the column checks cannot vouch for go through the single-record
@@ -14,8 +18,8 @@ The stages, in order:
 3. the GIL-free kernel over all rows, in chunks on a thread pool (the GIL is
    released, so the chunks run on every core); a row it bails on (an escape
    it does not run, an evaluation error) is left for
-4. the Python path, on just those rows, which gives their exact results or
-   error messages;
+4. the pure-Python kernel, on just those rows, which gives their exact
+   results or error messages;
 5. assembly of the Arrow columns.
 
 Without the Cython kernel (or with `trace=True`, or for a policy with list
@@ -102,7 +106,7 @@ def evaluate_batch(
     python_reasons, traces, object_outputs = _run_python(
         runner, frame, values, missing, today, python_rows, out_values, out_missing, trace, errors
     )
-    # The reason runs first: interning the Python path's reasons may add strings to the pool.
+    # The reason runs first: interning the pure-Python kernel's reasons may add strings to the pool.
     offsets, reason_ids = _reason_runs(frame, reason_count, reason_ids, python_rows, python_reasons)
     strings = pa.array(list(arrays.strings) + list(frame.extra_strings), type=pa.string())
     columns: dict[str, pa.Array] = {}
@@ -304,7 +308,7 @@ def _thread_pool() -> ThreadPoolExecutor:
 
 
 def _run_python(runner, frame, values, missing, today, rows, out_values, out_missing, trace, errors):
-    """Stage 4: `rows` on the Python path; returns their reasons, the traces (all rows) and list outputs."""
+    """Stage 4: `rows` on the pure-Python kernel; returns their reasons, the traces (all rows) and list outputs."""
     n_rows = len(today)
     n_outputs = out_values.shape[0]
     sub_values = np.zeros((n_outputs, len(rows)))
@@ -340,7 +344,7 @@ def _run_python(runner, frame, values, missing, today, rows, out_values, out_mis
 
 
 def _reason_runs(frame, native_count, native_ids, python_rows, python_reasons) -> tuple[np.ndarray, np.ndarray]:
-    """Stage 5 for `reasons`: the kernel's id runs and the Python path's lists merged in row order, as
+    """Stage 5 for `reasons`: the kernel's id runs and the pure-Python kernel's lists merged in row order, as
     (offsets, string ids)."""
     n_rows = len(native_count)
     count = native_count.astype(np.int64)

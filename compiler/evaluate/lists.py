@@ -77,13 +77,18 @@ def prepare_list(name: str, element_type: str, members: Iterable[Any], revision:
 
 
 def prepare_lists(
-    store_lists: Mapping[str, str], lists: Mapping[str, Iterable[Any] | PreparedList] | PreparedLists | None
+    store_lists: Mapping[str, str],
+    lists: Mapping[str, Iterable[Any] | PreparedList] | PreparedLists | None,
+    declarations: tuple[tuple[str, str], ...] | None = None,
 ) -> PreparedLists:
     """Every store list of a policy, prepared; all must be supplied (an empty list is fine), no other may be.
 
     A list never fails open: a declared list that nobody supplied is an error, not an empty list.
+    `declarations` is `tuple(store_lists.items())` when the caller keeps it (the result carries it, so a
+    check of the same object is all a later call needs).
     """
-    declarations = tuple(store_lists.items())
+    if declarations is None:
+        declarations = tuple(store_lists.items())
     if isinstance(lists, PreparedLists):
         if lists.declarations != declarations:
             raise _list_error(
