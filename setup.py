@@ -25,6 +25,7 @@ def extensions() -> list:
         [
             Extension("compiler._fastpath", ["compiler/_fastpath.pyx"]),
             Extension("compiler.evaluate._encode_columns", ["compiler/evaluate/_encode_columns.pyx"]),
+            Extension("compiler.evaluate._vouch", ["compiler/evaluate/_vouch.pyx"]),
         ],
         compiler_directives={"language_level": "3"},
         quiet=True,
@@ -47,7 +48,7 @@ setup(
     package_data={
         "dsl": ["grammar.lark"],
         "compiler": ["_fastpath.pyx", "_fastpath.pxd", "_fastpath.pyi", "py.typed"],
-        "compiler.evaluate": ["_encode_columns.pyx", "_encode_columns.pyi"],
+        "compiler.evaluate": ["_encode_columns.pyx", "_encode_columns.pyi", "_vouch.pyx", "_vouch.pyi"],
     },
     ext_modules=extensions(),
     install_requires=[

@@ -149,6 +149,11 @@ cdef struct Machine:
 
 
 
+# A machine per evaluation: the only per-call state there is (compiler/evaluate/_vouch.pyx makes them too).
+cdef Machine* _machine_new(int n_slots, int max_stack, int n_trees, int n_trace, bint want_trace) except NULL
+cdef void _machine_free(Machine* m) noexcept nogil
+
+
 @cython.final
 cdef class Runner:
     cdef object arrays
@@ -222,7 +227,6 @@ cdef class Runner:
     cdef readonly bint native_takes_gil  # some escape on the GIL-free path runs Python (round): one thread
     cdef int n_trees, n_trace_events
     cdef dict trace_cache
-    cdef list input_checks  # the input validator's fast checks, per input (None: never vouch)
 
     cdef _load(self, Machine* m, int slot, value, list extra, dict extra_ids)
     cdef _native_outcome(self, Machine* m, lists, list extra, bint as_json)

@@ -30,7 +30,7 @@ import numpy as np
 
 from compiler.lower import opcodes as O
 from compiler.lower.arrays import ARRAY_FIELDS, PolicyArrays
-from compiler.values import ValueProblem as _ValueProblem, parse_date as _parse_date, round_half_away as _round_half_away
+from compiler.values import ValueProblem as _ValueProblem, round_half_away as _round_half_away
 
 cdef double MAX_EXACT_INT = 9007199254740992.0
 cdef double MAX_ORDINAL = 3652059.0  # date(9999, 12, 31)
@@ -243,38 +243,6 @@ def _runs_natively(arrays):
             and all(kind != S_TABLE_COLLECT for kind in arrays.stmt_kind))
 
 
-_ABSENT = object()
-
-
-def _input_checks(plans):
-    """The input validator's plans as the checks `evaluate_record` vouches for plainly valid records with.
-
-    Per input: (name, type, optional, closed, low, high, allowed strings). `closed` is -1 without a
-    range (else 1 low end closed + 2 high end closed); an input whose allowed values this cannot
-    check exactly (a set of numbers, bounds a double does not hold) is never vouched for.
-    """
-    checks = []
-    for name, type_name, type_ref, optional, pii, constraint in plans:
-        type_ = {"number": T_NUM, "int": T_INT, "bool": T_BOOL, "string": T_STR, "date": T_DATE}.get(type_name, -1)
-        closed, low, high, allowed = -1, 0.0, 0.0, None
-        if constraint is not None and constraint[0] == "set":
-            if type_ != T_STR or not all(type(member) is str for member in constraint[1]):
-                type_ = -1
-            allowed = frozenset(constraint[1])
-        elif constraint is not None:
-            low_value, high_value, low_closed, high_closed = constraint[1]
-            if type_ == T_DATE:
-                low, high = low_value.toordinal(), high_value.toordinal()
-            elif float(low_value) == low_value and float(high_value) == high_value:
-                low, high = float(low_value), float(high_value)
-            else:
-                type_ = -1
-            closed = low_closed + 2 * high_closed
-        checks.append((name, type_, optional, closed, low, high, allowed))
-    return checks
-
-
-
 cdef size_t _pin(list pinned, arrays, str field):
     """The address of a C-contiguous copy (or view) of one of the arrays, of its dtype in ARRAY_FIELDS."""
     return _pin_array(pinned, getattr(arrays, field), ARRAY_FIELDS[field])
@@ -292,11 +260,8 @@ cdef size_t _pin_array(list pinned, array, dtype):
 cdef class Runner:
     """Evaluates one compiled policy on the GIL-free path; immutable after construction, safe to share across threads."""
 
-    def __init__(self, arrays: PolicyArrays, input_plans=None):
-        """`input_plans`: the input validator's plans (`InputValidator.plans`), for `evaluate_record` to vouch
-        for plainly valid raw records; without them `evaluate_record` always returns None."""
+    def __init__(self, arrays: PolicyArrays):
         self.arrays = arrays
-        self.input_checks = None if input_plans is None else _input_checks(input_plans)
         self.pinned = []
         self.n_statements = len(arrays.stmt_kind)
         self.n_inputs = len(arrays.input_slots)
@@ -396,71 +361,6 @@ cdef class Runner:
                 if value is not None:
                     self._load(m, self.input_slots[i], value, extra, extra_ids)
             return self._native_outcome(m, lists, extra, False)
-        finally:
-            _machine_free(m)
-
-    def evaluate_record(self, record, today, lists, bint ignore_extra):
-        """A raw record straight onto the GIL-free path: (outputs as JSON values, trace), or None.
-
-        The kernel vouches for the record itself with the validator's fast checks (`input_plans`);
-        None when it cannot (any value that is not plainly fine, an unknown field) or when the path
-        bails. The caller then validates and evaluates the ordinary way, which words every error.
-        """
-        if not self.native or self.input_checks is None or type(record) is not dict:
-            return None
-        cdef Machine* m = _machine_new(self.n_slots, self.max_stack, self.n_trees, self.n_trace_events, True)
-        cdef int i, type_, closed, present = 0
-        cdef double x, low, high
-        cdef list extra = []
-        extra_ids = {}
-        cdef dict values = record
-        try:
-            self._n_reset(m, <double> today.toordinal())
-            for i in range(self.n_inputs):
-                name, type_, optional, closed, low, high, allowed = self.input_checks[i]
-                raw = values.get(name, _ABSENT)
-                if raw is _ABSENT or raw is None:
-                    if not optional:
-                        return None
-                    present += raw is None
-                    continue
-                present += 1
-                kind = type(raw)
-                if type_ == T_NUM:
-                    if not ((kind is float or kind is int) and -MAX_EXACT_INT < raw < MAX_EXACT_INT):
-                        return None
-                    x = <double> raw
-                elif type_ == T_INT:
-                    if not (kind is int and -MAX_EXACT_INT <= raw <= MAX_EXACT_INT):
-                        return None
-                    x = <double> raw
-                elif type_ == T_DATE:
-                    if kind is str:
-                        try:
-                            raw = _parse_date(raw)
-                        except _ValueProblem:
-                            return None
-                    elif kind is not _dt.date:
-                        return None
-                    x = <double> raw.toordinal()
-                elif type_ == T_STR:
-                    if kind is not str or (allowed is not None and raw not in allowed):
-                        return None
-                    self._load(m, self.input_slots[i], raw, extra, extra_ids)
-                    continue
-                elif type_ == T_BOOL:
-                    if kind is not bool:
-                        return None
-                    x = 1.0 if raw else 0.0
-                else:
-                    return None
-                if closed >= 0 and not ((x >= low if closed & 1 else x > low) and (x <= high if closed & 2 else x < high)):
-                    return None
-                m.value[self.input_slots[i]] = x
-                m.missing[self.input_slots[i]] = 0
-            if not ignore_extra and present != len(values):
-                return None  # a field the policy does not declare: the validator words the error
-            return self._native_outcome(m, lists, extra, True)
         finally:
             _machine_free(m)
 

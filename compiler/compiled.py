@@ -145,10 +145,9 @@ class CompiledPolicy:
         if type(lists) is not PreparedLists or lists.declarations is not self.list_declarations:
             lists = prepare_lists(self.store_lists, lists, self.list_declarations)
         evaluator = self._evaluator or self.evaluator
-        kernel = evaluator.kernel
-        if kernel is not None and evaluator.native:
-            # The kernel checks a plainly valid record itself and builds the result's values directly.
-            decided = kernel.evaluate_record(record, today, lists, ignore_extra)
+        if evaluator.native:
+            # A plainly valid record is vouched for in C and decided on the kernel, with JSON values built directly.
+            decided = evaluator.evaluate_record(record, today, lists, ignore_extra)
             if decided is not None:
                 # build_result's shape, built inline: the call costs about 0.5 µs of a 3.5 µs decision.
                 result: dict[str, Any] = {"policy": self.name}

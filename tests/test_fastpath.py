@@ -43,6 +43,7 @@ def test_kernel_numbering_matches_opcodes() -> None:
     [
         ("compiler/_fastpath", ["compiler/_fastpath.pyx", "compiler/_fastpath.pxd"]),
         ("compiler/evaluate/_encode_columns", ["compiler/evaluate/_encode_columns.pyx"]),
+        ("compiler/evaluate/_vouch", ["compiler/evaluate/_vouch.pyx", "compiler/_fastpath.pxd"]),
     ],
 )
 def test_built_extensions_are_not_older_than_their_sources(module: str, sources: list[str]) -> None:

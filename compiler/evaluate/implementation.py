@@ -24,12 +24,13 @@ from compiler.evaluate.python_kernel import Frame, Prepared, evaluate_arrays, ev
 from compiler.lower.arrays import PolicyArrays
 
 
-def _load() -> tuple[ModuleType | None, ModuleType | None, str, str]:
+def _load() -> tuple[ModuleType | None, ModuleType | None, ModuleType | None, str, str]:
     if os.environ.get("DECIDE_PUREPYTHON") == "1":
-        return None, None, "python", "forced by DECIDE_PUREPYTHON=1"
+        return None, None, None, "python", "forced by DECIDE_PUREPYTHON=1"
     try:
         kernel = importlib.import_module("compiler._fastpath")
         encoder = importlib.import_module("compiler.evaluate._encode_columns")
+        vouch = importlib.import_module("compiler.evaluate._vouch")
     except ImportError as exc:
         if os.environ.get("DECIDE_REQUIRE_CYTHON") == "1":
             raise RuntimeError(
@@ -37,11 +38,11 @@ def _load() -> tuple[ModuleType | None, ModuleType | None, str, str]:
                 "build it with `pip install -e .` or `python setup.py build_ext --inplace`"
             ) from exc
         reason = "the Cython extension is not built" if isinstance(exc, ModuleNotFoundError) else str(exc)
-        return None, None, "python", reason
-    return kernel, encoder, "cython", "compiler/_fastpath.pyx"
+        return None, None, None, "python", reason
+    return kernel, encoder, vouch, "cython", "compiler/_fastpath.pyx"
 
 
-_kernel, _encoder, IMPLEMENTATION, DETAIL = _load()
+_kernel, _encoder, _vouch, IMPLEMENTATION, DETAIL = _load()
 
 
 class Evaluator:
@@ -54,7 +55,9 @@ class Evaluator:
     def __init__(self, arrays: PolicyArrays, input_plans: list[tuple] | None = None, *, kernel: bool = True) -> None:
         """`kernel=False` runs every row on the pure-Python kernel (to compare the two in one process)."""
         self.prepared = Prepared(arrays)
-        self.kernel = _kernel.Runner(arrays, input_plans) if kernel and _kernel is not None else None
+        self.kernel = _kernel.Runner(arrays) if kernel and _kernel is not None else None
+        # The input validator's fast checks, for vouching for plainly valid raw records (_vouch.pyx).
+        self.input_checks = None if self.kernel is None or input_plans is None else _vouch.input_checks(input_plans)
         # Whether rows can take the GIL-free path at all (not with list inputs or outputs, or a collect table).
         self.native: bool = self.kernel is not None and self.kernel.native
         # Whether the GIL-free path calls Python for some instruction (round): a batch then uses one thread.
@@ -76,7 +79,7 @@ class Evaluator:
         """A raw record the kernel can vouch for, decided on the GIL-free path with JSON output values; else None."""
         if not self.native:
             return None
-        return self.kernel.evaluate_record(record, today, lists, ignore_extra)
+        return _vouch.evaluate_record(self.kernel, self.input_checks, record, today, lists, ignore_extra)
 
     def new_frame(self, lists: dict[str, frozenset]) -> Frame:
         """A pure-Python frame for the rows of one batch (its strings, interned once per batch)."""
