@@ -44,11 +44,14 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
-    packages=find_packages(include=["dsl", "dsl.*", "compiler", "compiler.*", "decide_cli", "decide_cli.*"]),
+    packages=find_packages(
+        include=["dsl", "dsl.*", "compiler", "compiler.*", "registry", "registry.*", "decide_cli", "decide_cli.*"]
+    ),
     package_data={
         "dsl": ["grammar.lark"],
         "compiler": ["_fastpath.pyx", "_fastpath.pxd", "_fastpath.pyi", "py.typed"],
         "compiler.evaluate": ["_encode_columns.pyx", "_encode_columns.pyi", "_vouch.pyx", "_vouch.pyi"],
+        "registry": ["migrations/script.py.mako", "migrations/env.py", "migrations/versions/*.py"],
     },
     ext_modules=extensions(),
     install_requires=[
@@ -57,6 +60,13 @@ setup(
         "click>=8.1",
         "numpy>=1.26",
         "pyarrow>=15",
+        # The registry (README, "Dependencies"): tables and sessions, schema migrations, the PostgreSQL driver,
+        # password hashing.
+        "sqlmodel>=0.0.22",
+        "sqlalchemy>=2.0.30",
+        "alembic>=1.13",
+        "psycopg[binary]>=3.1",
+        "argon2-cffi>=23.1",
     ],
     extras_require={
         "test": [
@@ -66,6 +76,8 @@ setup(
             "ruff==0.17.6",
             "pandas>=2",
             "jsonschema>=4.20",
+            # A throwaway PostgreSQL cluster per test session (tests/databases.py).
+            "pytest-postgresql>=6",
         ],
         # The peers the benchmarks compare against (benchmarks/test_bench_peers.py): GoRules zen-engine, and
         # Cython to build the hand-written columnar loop. A missing peer fails its benchmark.

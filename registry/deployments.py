@@ -1,0 +1,206 @@
+"""Deployments: which approved versions a policy serves, from when — champion, challenger and shadows.
+
+Input: a `Registry`, the acting deployer, the policy and the versions. Output: `Deployment` entities.
+
+The history is append-only: activating (now or at a future time) and rolling back each add one deployment,
+live from its `effective_at` until the next one takes effect. "What was live at instant t" is the latest
+deployment with `effective_at <= t` — which is how a decision made at t is replayed. The database holds the
+rest: one champion and at most one challenger per deployment, only approved versions of the policy itself, no
+two deployments of a policy taking effect at the same instant, and no change to a deployment once written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlmodel import Session, col, select
+
+from registry import audit
+from registry.access import require
+from registry.database import Registry
+from registry.entities import Deployment, User
+from registry.errors import RegistryError
+from registry.models import DeploymentMemberRow, DeploymentRow, PolicyRow, UserRow, VersionRow
+from registry.policies import _policy_row, _version_entity, _version_row
+
+
+def _deployment_entity(session: Session, policy: str, row: DeploymentRow) -> Deployment:
+    members = session.exec(
+        select(DeploymentMemberRow, VersionRow.number)
+        .join(VersionRow, col(VersionRow.id) == col(DeploymentMemberRow.version_id))
+        .where(DeploymentMemberRow.deployment_id == row.id)
+        .order_by(col(VersionRow.number))
+    ).all()
+    champion = next(number for member, number in members if member.role == "champion")
+    challenger = next(((number, member.percent) for member, number in members if member.role == "challenger"), None)
+    creator = session.get(UserRow, row.created_by)
+    assert row.id is not None
+    return Deployment(
+        id=row.id,
+        policy=policy,
+        action=row.action,
+        effective_at=row.effective_at,
+        created_at=row.created_at,
+        created_by=creator.name if creator else "?",
+        champion=champion,
+        challenger=challenger[0] if challenger else None,
+        challenger_percent=challenger[1] if challenger else None,
+        shadows=tuple(number for member, number in members if member.role == "shadow"),
+        note=row.note,
+    )
+
+
+def _live_row(session: Session, policy_row: PolicyRow, at: datetime) -> DeploymentRow | None:
+    return session.exec(
+        select(DeploymentRow)
+        .where(DeploymentRow.policy_id == policy_row.id, DeploymentRow.effective_at <= at)
+        .order_by(col(DeploymentRow.effective_at).desc(), col(DeploymentRow.id).desc())
+    ).first()
+
+
+def current_deployment(registry: Registry, policy: str, at: datetime | None = None) -> Deployment | None:
+    """The deployment live at instant `at` (default: now), or None before the policy's first activation."""
+    at = at or audit.now()
+    with registry.read() as session:
+        policy_row = _policy_row(session, policy)
+        row = _live_row(session, policy_row, at)
+        return _deployment_entity(session, policy, row) if row else None
+
+
+def history(registry: Registry, policy: str) -> list[Deployment]:
+    """Every deployment of the policy, in the order they take effect (scheduled ones included)."""
+    with registry.read() as session:
+        policy_row = _policy_row(session, policy)
+        rows = session.exec(
+            select(DeploymentRow)
+            .where(DeploymentRow.policy_id == policy_row.id)
+            .order_by(col(DeploymentRow.effective_at), col(DeploymentRow.id))
+        ).all()
+        return [_deployment_entity(session, policy, row) for row in rows]
+
+
+def _deploy(
+    registry: Registry,
+    actor: User,
+    policy: str,
+    action: str,
+    champion: int,
+    challenger: int | None,
+    percent: int | None,
+    shadows: Iterable[int],
+    at: datetime | None,
+    note: str | None,
+) -> Deployment:
+    shadows = tuple(dict.fromkeys(shadows))
+    if (challenger is None) != (percent is None):
+        raise RegistryError(
+            "invalid", "a challenger needs a traffic percentage (--percent), and a percentage a challenger"
+        )
+    if percent is not None and not 1 <= percent <= 99:
+        raise RegistryError("invalid", f"the challenger's share must be 1 to 99 percent, not {percent}")
+    if challenger == champion:
+        raise RegistryError("invalid", f"version {champion} cannot be both champion and challenger")
+    if champion in shadows or (challenger is not None and challenger in shadows):
+        raise RegistryError("invalid", "a shadow version must differ from the champion and the challenger")
+    now = audit.now()
+    if at is not None:
+        if at.tzinfo is None:
+            raise RegistryError(
+                "invalid", "give the activation time with its time zone (e.g. 2027-01-04T09:00:00+01:00)"
+            )
+        at = at.astimezone(UTC)
+        if at <= now:
+            raise RegistryError("invalid", f"the activation time {at.isoformat()} is not in the future")
+    operation = "roll back a policy" if action == "rollback" else "activate a version"
+    with registry.write() as session:
+        user_id = require(session, actor, operation, f"policy:{policy}")
+        policy_row = _policy_row(session, policy)
+        roles = [(champion, "champion", None)]
+        if challenger is not None:
+            roles.append((challenger, "challenger", percent))
+        roles.extend((number, "shadow", None) for number in shadows)
+        rows = []
+        for number, role, share in roles:
+            version_row = _version_row(session, policy_row, number)
+            version = _version_entity(session, policy_row, version_row)
+            if version.state != "approved":
+                raise RegistryError(
+                    "conflict",
+                    f"version {number} of {policy} is {version.state}, not approved: it cannot be the {role}",
+                )
+            rows.append((version_row, role, share))
+        live = _live_row(session, policy_row, now)
+        if action == "rollback":
+            if live is None:
+                raise RegistryError("conflict", f"{policy} has never been activated: there is nothing to roll back")
+            current = _deployment_entity(session, policy, live)
+            if champion >= current.champion:
+                raise RegistryError(
+                    "invalid",
+                    f"a rollback goes to an earlier version than the champion (version {current.champion}); "
+                    f"use activate for version {champion}",
+                )
+        elif live is not None and at is None:
+            current = _deployment_entity(session, policy, live)
+            if (current.champion, current.challenger, current.challenger_percent, set(current.shadows)) == (
+                champion,
+                challenger,
+                percent,
+                set(shadows),
+            ):
+                raise RegistryError("conflict", f"that is already {policy}'s live deployment")
+        deployment = DeploymentRow(
+            policy_id=policy_row.id,
+            effective_at=at or now,
+            created_at=now,
+            created_by=user_id,
+            action=action,
+            note=note,
+        )
+        session.add(deployment)
+        session.flush()
+        for version_row, role, share in rows:
+            session.add(
+                DeploymentMemberRow(deployment_id=deployment.id, version_id=version_row.id, role=role, percent=share)
+            )
+        session.flush()
+        entity = _deployment_entity(session, policy, deployment)
+        audit.append(
+            session,
+            actor.name,
+            {"rollback": "deployment.rolled_back"}.get(
+                action, "deployment.scheduled" if at else "deployment.activated"
+            ),
+            f"policy:{policy}",
+            {
+                "deployment": entity.id,
+                "champion": champion,
+                "challenger": challenger,
+                "percent": percent,
+                "shadows": list(shadows),
+                "effective_at": entity.effective_at.isoformat(),
+                "note": note,
+            },
+        )
+        return entity
+
+
+def activate(
+    registry: Registry,
+    actor: User,
+    policy: str,
+    version: int,
+    challenger: int | None = None,
+    percent: int | None = None,
+    shadows: Iterable[int] = (),
+    at: datetime | None = None,
+    note: str | None = None,
+) -> Deployment:
+    """Make an approved version the champion (with an optional challenger and shadows), now or at `at`."""
+    return _deploy(registry, actor, policy, "activate", version, challenger, percent, shadows, at, note)
+
+
+def rollback(registry: Registry, actor: User, policy: str, version: int, note: str | None = None) -> Deployment:
+    """Make an earlier approved version the champion again, at once, with no challenger or shadows."""
+    return _deploy(registry, actor, policy, "rollback", version, None, None, (), None, note)
