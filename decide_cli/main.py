@@ -1,9 +1,10 @@
-"""The `decide` command: check, run, test and format policies.
+"""The `decide` command: check, run, test and format policies, and govern them in the registry.
 
 Input: command-line arguments and files. Output: diagnostics and results on
 stdout/stderr and the documented exit codes (docs/cli.md):
 0 success, 1 policy errors or failing tests, 2 input errors,
-3 evaluation errors, 64 wrong usage, 70 an internal error (a bug).
+3 evaluation errors, 4 the registry refused, 5 not signed in or not allowed, 6 the registry database is
+unavailable, 7 the audit chain is broken, 64 wrong usage, 70 an internal error (a bug).
 No traceback is ever shown unless DECIDE_DEBUG=1.
 """
 
@@ -23,6 +24,7 @@ from compiler import COMPILER_VERSION, Policy, check_source, compile_source, rea
 from compiler.evaluate import implementation
 from compiler.evaluate.results import resolve_as_of
 from compiler.testcases import TestFileError, find_test_files, load_cases, run_cases
+from decide_cli.governance import RegistryExit, register
 from decide_cli.inputs import InputFileError, read_list_file, read_records
 from dsl.errors import DecideError, EvaluationError, InputError, PolicyError
 
@@ -377,12 +379,15 @@ def version() -> None:
     _out(f"evaluator: {implementation.describe()}")
 
 
+register(cli)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the documented exit code."""
     try:
         cli.main(args=argv, prog_name="decide", standalone_mode=False)
         code = EXIT_OK
-    except CliExit as exc:
+    except (CliExit, RegistryExit) as exc:
         code = exc.code
     except click.exceptions.Exit as exc:
         code = exc.exit_code
