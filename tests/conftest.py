@@ -1,12 +1,27 @@
-"""Shared fixtures: paths to the repository, the spec and the shared data."""
+"""Shared fixtures: paths to the repository, the spec and the shared data; throwaway databases (tests/databases.py);
+the `cython_kernel` fixture for kernel-only tests; what a `DECIDE_PUREPYTHON=1` run leaves out.
+
+A component a test needs but cannot find (PostgreSQL, Chromium, Java, the Cython kernel) goes through
+`tests.components.require_component`: a skip, or a failure under `DECIDE_REQUIRE_COMPONENTS=1` (CI sets it).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
+
+from tests.components import require_cython_kernel
+
+pytest_plugins = ["tests.databases"]
+
+# The registry and the server do not evaluate policies on a kernel of their own: their tests run once, in the
+# kernel run, and are not collected at all in the pure-Python one (neither run twice nor counted as skips).
+if os.environ.get("DECIDE_PUREPYTHON") == "1":
+    collect_ignore_glob = ["registry"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -39,3 +54,11 @@ def spec_text_input() -> dict:
 @pytest.fixture
 def spec_example() -> str:
     return spec_example_source()
+
+
+@pytest.fixture(scope="session")
+def cython_kernel() -> None:
+    """Yields nothing: a kernel-only test runs when the Cython kernel is active, is skipped under
+    `DECIDE_PUREPYTHON=1`, and otherwise finds the kernel missing (`require_component`). Use it as
+    `pytestmark = pytest.mark.usefixtures("cython_kernel")`. Session-scoped, so Hypothesis tests may use it."""
+    require_cython_kernel()

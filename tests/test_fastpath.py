@@ -16,6 +16,7 @@ from compiler.evaluate import implementation
 from compiler.lower import opcodes as O
 from compiler.lower.arrays import ARRAY_TABLE
 from compiler.lower.to_trees import Lowered
+from tests.components import require_component, require_module
 from tests.conftest import REPO
 
 
@@ -29,7 +30,7 @@ def _numbering() -> dict[str, int]:
 
 
 def test_kernel_numbering_matches_opcodes() -> None:
-    kernel = pytest.importorskip("compiler._fastpath")
+    kernel = require_module("the Cython kernel", "compiler._fastpath")
     # Every name on both sides, with the same number: a new opcode missing from the kernel fails here.
     assert kernel.constants() == _numbering()
     assert len([name for name in _numbering() if name.startswith("OP_")]) == len(O.OPCODE_NAMES)
@@ -50,7 +51,7 @@ def test_built_extensions_are_not_older_than_their_sources(module: str, sources:
     """`pip install -e .` does not rebuild after a .pyx changes; a stale extension must not pass silently."""
     built = sorted(REPO.glob(f"{module}*.so")) + sorted(REPO.glob(f"{module}*.pyd"))
     if not built:
-        pytest.skip(f"{module} is not built here")
+        require_component("the Cython kernel", f"{module} is not built here (`pip install -e .`)")
     for source in sources:
         assert built[0].stat().st_mtime >= (REPO / source).stat().st_mtime, (
             f"{source} is newer than the built extension: run `python setup.py build_ext --inplace`"

@@ -17,8 +17,8 @@ import threading
 import pytest
 
 from compiler import EvaluationError, compile_source
-from compiler.evaluate import implementation
 from compiler.evaluate.implementation import Evaluator
+from tests.components import require_cython_kernel
 
 POLICY = """\
 policy shared_state:
@@ -133,8 +133,8 @@ def policy():
 
 @pytest.mark.parametrize("evaluator", ["kernel", "pure-python"])
 def test_threads_sharing_one_policy_get_the_single_threaded_results(policy, evaluator: str) -> None:
-    if evaluator == "kernel" and implementation.IMPLEMENTATION != "cython":
-        pytest.skip("the Cython kernel is not active (DECIDE_PUREPYTHON=1 or not built)")
+    if evaluator == "kernel":
+        require_cython_kernel()
     compiled = policy.compiled
     lists = policy.prepare_lists({"watch": ["W1", "W2"]})
     if evaluator == "pure-python":
