@@ -77,7 +77,7 @@ setup(
             "pandas>=2",
             "jsonschema>=4.20",
             # A throwaway PostgreSQL cluster per test session (tests/databases.py).
-            "pytest-postgresql>=6",
+            "pytest-postgresql>=10,<11",
         ],
         # The peers the benchmarks compare against (benchmarks/test_bench_peers.py): GoRules zen-engine, and
         # Cython to build the hand-written columnar loop. A missing peer fails its benchmark.

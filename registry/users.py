@@ -98,11 +98,9 @@ def authenticate(registry: Registry, name: str, password: str) -> User:
             raise VerificationError()
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
-        raise RegistryError(
-            "authentication_failed",
-            f"wrong user name or password for {name!r}",
-            audit_event=(name, "auth.failed", f"user:{name}", {}),
-        ) from None
+        with registry.write() as session:
+            audit.append(session, name, "auth.failed", f"user:{name}", {"known_user": stored is not None})
+        raise RegistryError("authentication_failed", f"wrong user name or password for {name!r}") from None
     with registry.write() as session:
         row = _user_row(session, name)
         if _hasher.check_needs_rehash(row.password_hash):

@@ -49,7 +49,7 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def migrated_postgresql(postgresql_server: PostgresServer) -> Iterator[str]:
-    janitor = postgresql_server._janitor("decide_migrated", template_dbname=postgresql_server.template)
+    janitor = postgresql_server.janitor("decide_migrated", template_dbname=postgresql_server.template)
     janitor.init()
     registry = Registry(postgresql_server.url("decide_migrated"))
     migrate.upgrade(registry)
@@ -73,7 +73,7 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registr
     server = request.getfixturevalue("postgresql_server")
     template = request.getfixturevalue("migrated_postgresql")
     name = f"decide_registry_{next(_numbers)}"
-    janitor = server._janitor(name, template_dbname=template)
+    janitor = server.janitor(name, template_dbname=template)
     janitor.init()
     handle = Registry(server.url(name))
     try:
