@@ -593,7 +593,7 @@ def audit_verify(registry: Registry) -> None:
 @registry_command(governed=False)
 def audit_log(registry: Registry, obj: str | None, since: str | None, output_format: str) -> None:
     """Print the audit trail in sequence order."""
-    since_at = lists.parse_expiry(since) if since else None
+    since_at = audit.parse_instant(since, "--since")
     with registry.read() as session:
         found = audit.events(session, obj, since_at)
     for event in found:

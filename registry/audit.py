@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import orjson
 from sqlmodel import Session, col, func, select
 
 from registry.entities import AuditEvent
+from registry.errors import RegistryError
 from registry.models import AuditEventRow
 
 GENESIS_HASH = "0" * 64
@@ -29,6 +30,28 @@ GENESIS_HASH = "0" * 64
 def now() -> datetime:
     """The registry's clock: aware UTC, to the microsecond (what both databases store exactly)."""
     return datetime.now(UTC)
+
+
+def parse_instant(value: str | datetime | date | None, where: str = "", what: str = "a time") -> datetime | None:
+    """An instant from an ISO date (the start of that day, UTC) or date-time (UTC when it has no zone)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time(), UTC)
+    else:
+        text = value.strip()
+        try:
+            parsed = (
+                datetime.combine(date.fromisoformat(text), time(), UTC)
+                if len(text) == 10
+                else datetime.fromisoformat(text)
+            )
+        except ValueError:
+            prefix = f"{where}: " if where else ""
+            raise RegistryError("invalid", f"{prefix}{value!r} is not {what} (YYYY-MM-DD or ISO 8601)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _time_text(at: datetime) -> str:

@@ -22,7 +22,7 @@ from registry.database import Registry
 from registry.entities import Deployment, User
 from registry.errors import RegistryError
 from registry.models import DeploymentMemberRow, DeploymentRow, PolicyRow, UserRow, VersionRow
-from registry.policies import _policy_row, _version_entity, _version_row
+from registry.policies import find_policy_row, find_version_row, version_entity
 
 
 def _deployment_entity(session: Session, policy: str, row: DeploymentRow) -> Deployment:
@@ -63,7 +63,7 @@ def current_deployment(registry: Registry, policy: str, at: datetime | None = No
     """The deployment live at instant `at` (default: now), or None before the policy's first activation."""
     at = at or audit.now()
     with registry.read() as session:
-        policy_row = _policy_row(session, policy)
+        policy_row = find_policy_row(session, policy)
         row = _live_row(session, policy_row, at)
         return _deployment_entity(session, policy, row) if row else None
 
@@ -71,7 +71,7 @@ def current_deployment(registry: Registry, policy: str, at: datetime | None = No
 def history(registry: Registry, policy: str) -> list[Deployment]:
     """Every deployment of the policy, in the order they take effect (scheduled ones included)."""
     with registry.read() as session:
-        policy_row = _policy_row(session, policy)
+        policy_row = find_policy_row(session, policy)
         rows = session.exec(
             select(DeploymentRow)
             .where(DeploymentRow.policy_id == policy_row.id)
@@ -115,15 +115,15 @@ def _deploy(
     operation = "roll back a policy" if action == "rollback" else "activate a version"
     with registry.write() as session:
         user_id = require(session, actor, operation, f"policy:{policy}")
-        policy_row = _policy_row(session, policy)
+        policy_row = find_policy_row(session, policy)
         roles = [(champion, "champion", None)]
         if challenger is not None:
             roles.append((challenger, "challenger", percent))
         roles.extend((number, "shadow", None) for number in shadows)
         rows = []
         for number, role, share in roles:
-            version_row = _version_row(session, policy_row, number)
-            version = _version_entity(session, policy_row, version_row)
+            version_row = find_version_row(session, policy_row, number)
+            version = version_entity(session, policy_row, version_row)
             if version.state != "approved":
                 raise RegistryError(
                     "conflict",

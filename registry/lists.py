@@ -17,7 +17,8 @@ import csv
 import io
 import math
 import re
-from datetime import UTC, date, datetime, time
+from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,25 +87,7 @@ def typed_value(element_type: str, text: str) -> Any:
 
 def parse_expiry(value: str | datetime | date | None, where: str = "") -> datetime | None:
     """An expiry: an ISO date (the entry stops being a member at the start of that day, UTC) or date-time."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, date):
-        parsed = datetime.combine(value, time(), UTC)
-    else:
-        try:
-            parsed = (
-                datetime.combine(date.fromisoformat(value), time(), UTC)
-                if len(value.strip()) == 10
-                else datetime.fromisoformat(value.strip())
-            )
-        except ValueError:
-            prefix = f"{where}: " if where else ""
-            raise RegistryError(
-                "invalid", f"{prefix}{value!r} is not an expiry date (YYYY-MM-DD or ISO 8601)"
-            ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return audit.parse_instant(value, where, "an expiry date")
 
 
 def _shown(row: NamedListRow, value: str) -> str:
@@ -433,8 +416,7 @@ def decide_change(
             f"list:{row.name}",
             {"request": request_id, "revision": revision, "comment": comment, "skipped": skipped},
         )
-        entity = _request_entity(session, request, row)
-        return ChangeRequest(**{**entity.__dict__, "skipped": skipped})
+        return replace(_request_entity(session, request, row), skipped=skipped)
 
 
 def change_requests(registry: Registry, name: str | None = None, status: str | None = None) -> list[ChangeRequest]:

@@ -37,7 +37,7 @@ HEADER = re.compile(r"^\s*policy\s+([A-Za-z_][A-Za-z0-9_]*)\s*:", re.M)
 MAX_SOURCE_BYTES = 1_000_000
 
 
-def _policy_row(session: Session, name: str) -> PolicyRow:
+def find_policy_row(session: Session, name: str) -> PolicyRow:
     row = session.exec(select(PolicyRow).where(PolicyRow.name == name)).first()
     if row is None:
         raise not_found(f"policy {name!r}")
@@ -109,7 +109,7 @@ def _text_hash(text: str) -> str:
 
 def get_draft(registry: Registry, policy: str) -> Draft:
     with registry.read() as session:
-        row = session.get(DraftRow, _policy_row(session, policy).id)
+        row = session.get(DraftRow, find_policy_row(session, policy).id)
         if row is None:
             raise not_found(f"a draft of policy {policy!r}")
         return Draft(policy, row.source, row.tests_json, _user_name(session, row.saved_by), row.saved_at)
@@ -133,7 +133,7 @@ def submit(registry: Registry, actor: User, policy: str, note: str | None = None
     """Turn the policy's draft into its next version, or refuse with every reason (code "refused")."""
     with registry.write() as session:
         user_id = require(session, actor, "submit a version", f"policy:{policy}")
-        policy_row = _policy_row(session, policy)
+        policy_row = find_policy_row(session, policy)
         draft = session.get(DraftRow, policy_row.id)
         if draft is None:
             raise RegistryError("not_found", f"policy {policy!r} has no draft to submit: save one first")
@@ -208,13 +208,13 @@ def submit(registry: Registry, actor: User, policy: str, note: str | None = None
             f"policy:{policy}@{row.number}",
             {"content_hash": row.content_hash, "parent": row.parent_number, "note": note},
         )
-        return _version_entity(session, policy_row, row)
+        return version_entity(session, policy_row, row)
 
 
 # ----------------------------------------------------------------------------- votes
 
 
-def _version_row(session: Session, policy_row: PolicyRow, number: int) -> VersionRow:
+def find_version_row(session: Session, policy_row: PolicyRow, number: int) -> VersionRow:
     row = session.exec(
         select(VersionRow).where(VersionRow.policy_id == policy_row.id, VersionRow.number == number)
     ).first()
@@ -237,7 +237,7 @@ def version_state(required: int, votes: tuple[Vote, ...]) -> str:
     return "submitted"
 
 
-def _version_entity(session: Session, policy_row: PolicyRow, row: VersionRow) -> Version:
+def version_entity(session: Session, policy_row: PolicyRow, row: VersionRow) -> Version:
     assert row.id is not None
     votes = _votes(session, row.id)
     return Version(
@@ -268,9 +268,9 @@ def vote(registry: Registry, actor: User, policy: str, number: int, verdict: str
     ref = f"policy:{policy}@{number}"
     with registry.write() as session:
         user_id = require(session, actor, "approve or reject a version", ref)
-        policy_row = _policy_row(session, policy)
-        row = _version_row(session, policy_row, number)
-        current = _version_entity(session, policy_row, row)
+        policy_row = find_policy_row(session, policy)
+        row = find_version_row(session, policy_row, number)
+        current = version_entity(session, policy_row, row)
         if row.author_id == user_id:
             raise RegistryError(
                 "permission_denied",
@@ -293,7 +293,7 @@ def vote(registry: Registry, actor: User, policy: str, number: int, verdict: str
             VoteRow(version_id=row.id, voter_id=user_id, verdict=verdict, comment=comment, created_at=audit.now())
         )
         session.flush()
-        updated = _version_entity(session, policy_row, row)
+        updated = version_entity(session, policy_row, row)
         audit.append(
             session,
             actor.name,
@@ -318,7 +318,7 @@ def reject(registry: Registry, actor: User, policy: str, number: int, comment: s
 def get_version(registry: Registry, policy: str, number: int | None = None) -> Version:
     """A version (the latest when `number` is None)."""
     with registry.read() as session:
-        policy_row = _policy_row(session, policy)
+        policy_row = find_policy_row(session, policy)
         if number is None:
             row = session.exec(
                 select(VersionRow).where(VersionRow.policy_id == policy_row.id).order_by(col(VersionRow.number).desc())
@@ -326,17 +326,17 @@ def get_version(registry: Registry, policy: str, number: int | None = None) -> V
             if row is None:
                 raise not_found(f"a submitted version of policy {policy!r}")
         else:
-            row = _version_row(session, policy_row, number)
-        return _version_entity(session, policy_row, row)
+            row = find_version_row(session, policy_row, number)
+        return version_entity(session, policy_row, row)
 
 
 def list_versions(registry: Registry, policy: str) -> list[Version]:
     with registry.read() as session:
-        policy_row = _policy_row(session, policy)
+        policy_row = find_policy_row(session, policy)
         rows = session.exec(
             select(VersionRow).where(VersionRow.policy_id == policy_row.id).order_by(col(VersionRow.number))
         ).all()
-        return [_version_entity(session, policy_row, row) for row in rows]
+        return [version_entity(session, policy_row, row) for row in rows]
 
 
 def list_policies(registry: Registry) -> list[PolicySummary]:
@@ -364,7 +364,7 @@ def set_required_approvals(registry: Registry, actor: User, policy: str, count: 
         raise RegistryError("invalid", "the number of required approvals must be between 1 and 10")
     with registry.write() as session:
         require(session, actor, "change a policy's settings", f"policy:{policy}")
-        row = _policy_row(session, policy)
+        row = find_policy_row(session, policy)
         before, row.required_approvals = row.required_approvals, count
         session.add(row)
         session.flush()

@@ -93,6 +93,7 @@ def authenticate(registry: Registry, name: str, password: str) -> User:
     with registry.read() as session:
         row = session.exec(select(UserRow).where(UserRow.name == name)).first()
         stored = row.password_hash if row else None
+        user = _user_entity(session, row) if row else None
     try:
         if stored is None:
             raise VerificationError()
@@ -101,12 +102,14 @@ def authenticate(registry: Registry, name: str, password: str) -> User:
         with registry.write() as session:
             audit.append(session, name, "auth.failed", f"user:{name}", {"known_user": stored is not None})
         raise RegistryError("authentication_failed", f"wrong user name or password for {name!r}") from None
-    with registry.write() as session:
-        row = _user_row(session, name)
-        if _hasher.check_needs_rehash(row.password_hash):
+    assert user is not None
+    if _hasher.check_needs_rehash(stored):
+        # Hashed with older (cheaper) parameters: store a hash with today's, now that the password is known.
+        with registry.write() as session:
+            row = _user_row(session, name)
             row.password_hash = _hasher.hash(password)
             session.add(row)
-        return _user_entity(session, row)
+    return user
 
 
 def get_user(registry: Registry, name: str) -> User:

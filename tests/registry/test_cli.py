@@ -224,3 +224,34 @@ def test_demo_data_seeds_four_live_policies_approved_by_someone_else(
         4,
         "error: the registry already has users: demo data is only for an empty database",
     )
+
+
+def test_audit_log_filters_by_object_and_time(cli_registry: Registry, run: Callable[..., Ran]) -> None:
+    registry = cli_registry
+    admin = users.get_user(registry, "root")
+    ann = users.add_user(registry, admin, "ann", "ann-password", ["author"])
+    policies.save_draft(
+        registry, ann, (POLICIES / "credit_line.policy").read_text(), (POLICIES / "credit_line.tests.json").read_text()
+    )
+    policies.submit(registry, ann, "credit_line")
+    every = run(registry, ["audit", "log", "--format", "json"]).stdout.splitlines()
+    assert [orjson.loads(line)["action"] for line in every] == [
+        "user.added",
+        "user.added",
+        "draft.saved",
+        "version.submitted",
+    ]
+    on_policy = run(registry, ["audit", "log", "--object", "policy:credit_line"]).stdout.splitlines()
+    assert [line.split("\t")[3:5] for line in on_policy] == [
+        ["draft.saved", "policy:credit_line"],
+        ["version.submitted", "policy:credit_line@1"],
+    ]
+    third_at = orjson.loads(every[2])["at"]
+    since = run(registry, ["audit", "log", "--since", third_at, "--format", "json"]).stdout.splitlines()
+    assert [orjson.loads(line)["seq"] for line in since] == [3, 4]
+    assert run(registry, ["audit", "log", "--since", "2999-01-01"]).stdout == ""
+    bad = run(registry, ["audit", "log", "--since", "yesterday"])
+    assert (bad.returncode, bad.stderr.strip()) == (
+        4,
+        "error: --since: 'yesterday' is not a time (YYYY-MM-DD or ISO 8601)",
+    )
