@@ -1,4 +1,6 @@
-"""Alembic environment for the registry: run by `registry.migrate` with the connection in `config.attributes`.
+"""Alembic environment for the registry: run by `registry.migrate` with the connection in `config.attributes`,
+or by the `alembic` command itself (alembic.ini at the repository's top), which opens the database that
+`decide` would: $DECIDE_DATABASE_URL, else decide.db here.
 
 Autogenerate compares against `registry.models`' metadata; SQLModel's own column types are rendered as the plain
 SQLAlchemy types they stand for, so generated migrations import nothing from sqlmodel (and never the live models).
@@ -13,7 +15,8 @@ from alembic import context
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
-import registry.models  # noqa: F401  (registers the tables on the metadata)
+import registry.models
+from registry.database import Registry
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
@@ -31,13 +34,24 @@ def compare_type(context: Any, inspected: Any, metadata: Any, inspected_type: An
     return None
 
 
-connection = context.config.attributes["connection"]
-context.configure(
-    connection=connection,
-    target_metadata=SQLModel.metadata,
-    render_as_batch=connection.dialect.name == "sqlite",
-    render_item=render_item,
-    compare_type=compare_type,
-)
-with context.begin_transaction():
-    context.run_migrations()
+def run(connection: Any) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=SQLModel.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        render_item=render_item,
+        compare_type=compare_type,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if "connection" in context.config.attributes:
+    run(context.config.attributes["connection"])
+else:
+    registry = Registry(context.config.get_main_option("sqlalchemy.url") or None)
+    try:
+        with registry.write() as session:
+            run(session.connection())
+    finally:
+        registry.dispose()

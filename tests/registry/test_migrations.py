@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+from alembic import command
 from sqlalchemy import inspect
 
 from decide_cli.main import main
 from registry import Registry, migrate
 from registry.models import SQLModel
+from tests.conftest import REPO
 
 GUARD_COUNT = 26  # append-only UPDATE and DELETE guards on 9 tables, plus 8 insert guards (migration 0001)
 
@@ -41,8 +47,6 @@ def test_downgrade_to_nothing_and_up_again(database_url: str) -> None:
     registry = Registry(database_url)
     migrate.upgrade(registry)
     config = migrate._config()
-    from alembic import command
-
     with registry.write() as session:
         config.attributes["connection"] = session.connection()
         command.downgrade(config, "base")
@@ -71,3 +75,17 @@ def test_an_unreachable_database_is_a_clear_error(capsys) -> None:
     assert "Traceback" not in err and "SELECT" not in err
     assert main(["db", "current", "--db", "mysql://x@y/z"]) == 4
     assert "unsupported database 'mysql'" in capsys.readouterr().err
+
+
+def test_alembic_check_itself_reports_no_drift(database_url: str) -> None:
+    """`alembic check`, the command, on the repository's alembic.ini and the database decide would use."""
+    alembic = [sys.executable, "-m", "alembic", "-c", str(REPO / "alembic.ini"), "check"]
+    environment = {**os.environ, "DECIDE_DATABASE_URL": database_url}
+    empty = subprocess.run(alembic, env=environment, capture_output=True, text=True)
+    assert empty.returncode != 0 and "Target database is not up to date" in empty.stdout + empty.stderr
+    registry = Registry(database_url)
+    migrate.upgrade(registry)
+    registry.dispose()
+    checked = subprocess.run(alembic, env=environment, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert "No new upgrade operations detected." in checked.stdout + checked.stderr
