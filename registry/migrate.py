@@ -37,7 +37,7 @@ def head_revision() -> str:
 
 def current_revision(registry: Registry) -> str | None:
     """The migration the database is at (None for an empty database)."""
-    with registry.write() as session:
+    with registry.read() as session:
         return MigrationContext.configure(session.connection()).get_current_revision()
 
 
