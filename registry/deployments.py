@@ -103,17 +103,18 @@ def _deploy(
         raise RegistryError("invalid", f"version {champion} cannot be both champion and challenger")
     if champion in shadows or (challenger is not None and challenger in shadows):
         raise RegistryError("invalid", "a shadow version must differ from the champion and the challenger")
-    now = audit.now()
     if at is not None:
         if at.tzinfo is None:
             raise RegistryError(
                 "invalid", "give the activation time with its time zone (e.g. 2027-01-04T09:00:00+01:00)"
             )
         at = at.astimezone(UTC)
-        if at <= now:
+        if at <= audit.now():
             raise RegistryError("invalid", f"the activation time {at.isoformat()} is not in the future")
     operation = "roll back a policy" if action == "rollback" else "activate a version"
     with registry.write() as session:
+        # Read the clock under the write lock: the activation committed last is the one live now.
+        now = audit.now()
         user_id = require(session, actor, operation, f"policy:{policy}")
         policy_row = find_policy_row(session, policy)
         roles = [(champion, "champion", None)]
