@@ -255,3 +255,28 @@ def test_audit_log_filters_by_object_and_time(cli_registry: Registry, run: Calla
         4,
         "error: --since: 'yesterday' is not a time (YYYY-MM-DD or ISO 8601)",
     )
+
+
+def test_refusals_print_every_reason_and_never_a_traceback(
+    cli_registry: Registry, run: Callable[..., Ran], tmp_path: Path
+) -> None:
+    registry = cli_registry
+    users.add_user(registry, users.get_user(registry, "root"), "ann", "ann-password", ["author"])
+    login = ["--user", "ann", "--password-stdin"]
+    missing = run(registry, ["draft", "save", str(tmp_path / "nope.policy"), *login], "ann-password\n")
+    assert (missing.returncode, missing.stderr.strip()) == (4, f"error: {tmp_path / 'nope.policy'}: no such file")
+    policy = tmp_path / "credit_line.policy"
+    policy.write_text((POLICIES / "credit_line.policy").read_text().replace("output:", "output:\n    oops: int", 1))
+    saved = run(registry, ["draft", "save", str(policy), *login], "ann-password\n")
+    assert saved.stdout.strip() == "saved the draft of credit_line (no credit_line.tests.json: no test cases)"
+    refused = run(registry, ["submit", "credit_line", *login], "ann-password\n")
+    lines = refused.stderr.splitlines()
+    assert refused.returncode == 4 and lines[0] == "error: version not submitted: 2 problem(s) in the draft"
+    assert lines[1].startswith("  - line ") and "oops" in lines[1]
+    assert lines[2] == "  - the draft has no test cases: every version needs at least one"
+    nobody = run(registry, ["submit", "credit_line"], "")
+    assert (nobody.returncode, nobody.stderr.strip()) == (4, "error: say who is acting: --user NAME (or $DECIDE_USER)")
+    no_password = run(registry, ["submit", "credit_line", *login], "")
+    assert no_password.returncode == 4 and "no line on standard input" in no_password.stderr
+    for result in (missing, saved, refused, nobody, no_password):
+        assert "Traceback" not in result.stderr
