@@ -270,3 +270,19 @@ def test_an_audit_event_must_extend_the_chain(full_state: Registry) -> None:
 def test_unknown_roles_kinds_and_verdicts_are_refused(full_state: Registry) -> None:
     assert "known_role" in refused(full_state, "INSERT INTO user_roles (user_id, role) VALUES (1, 'superuser')")
     assert "at_least_one_approval" in refused(full_state, "UPDATE policies SET required_approvals = 0")
+
+
+def test_a_revoked_key_stays_revoked_and_secrets_never_change(registry: Registry, people: dict[str, User]) -> None:
+    from registry import users
+
+    approved_version(registry, people)
+    key, _ = users.create_api_key(registry, people["admin"], "los", ["credit_line"])
+    assert "secret never changes" in refused(registry, "UPDATE api_keys SET secret_hash = %s", ("0" * 64,))
+    users.revoke_api_key(registry, people["admin"], key.id)
+    assert "a revoked key stays revoked" in refused(registry, "UPDATE api_keys SET revoked_at = NULL")
+    assert users.list_api_keys(registry)[0].revoked_at is not None
+
+
+def test_a_personal_list_stays_masked_and_keeps_its_type(full_state: Registry) -> None:
+    assert "stays masked" in refused(full_state, "UPDATE named_lists SET personal = %s", (False,))
+    assert "keeps its name and element type" in refused(full_state, "UPDATE named_lists SET element_type = 'int'")

@@ -15,7 +15,7 @@ from registry import Registry, migrate
 from registry.models import SQLModel
 from tests.conftest import REPO
 
-GUARD_COUNT = 26  # append-only UPDATE and DELETE guards on 9 tables, plus 8 insert guards (migration 0001)
+GUARD_COUNT = 28  # UPDATE and DELETE guards on 9 append-only tables, 8 insert guards, 2 update guards (0001)
 
 
 def _triggers(registry: Registry) -> set[str]:

@@ -453,6 +453,20 @@ GUARDS = [
         f"OR NEW.prev_hash <> COALESCE((SELECT hash FROM audit_events WHERE seq = NEW.seq - 1), '{GENESIS_HASH}')",
         "an audit event must follow the last one: the next sequence number, and the last event's hash",
     ),
+    Guard(
+        "api_keys_secret_and_revocation_final",
+        "api_keys",
+        "UPDATE",
+        "NEW.secret_hash <> OLD.secret_hash OR NEW.id <> OLD.id OR OLD.revoked_at IS NOT NULL",
+        "an API key's secret never changes, and a revoked key stays revoked",
+    ),
+    Guard(
+        "named_lists_type_and_masking_kept",
+        "named_lists",
+        "UPDATE",
+        "NEW.element_type <> OLD.element_type OR NEW.name <> OLD.name OR (OLD.personal AND NOT NEW.personal)",
+        "a list keeps its name and element type, and a list of personal data stays masked",
+    ),
 ]
 
 
