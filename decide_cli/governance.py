@@ -511,7 +511,7 @@ def lists_request_remove(
 @registry_command()
 def lists_import(registry: Registry, actor: User, passwords: Any, list_name: str, file: str, note: Any) -> None:
     """Request adding the entries of a CSV (columns value, reason, expires); shows what would change."""
-    request = lists.request_import(registry, actor, list_name, file, note)
+    request = lists.request_import(registry, actor, list_name, _read_text(Path(file)), file, note)
     _print_request(request)
     _out(str(request.id))
 

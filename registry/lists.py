@@ -19,7 +19,6 @@ import math
 import re
 from dataclasses import replace
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -285,31 +284,23 @@ def request_remove(
     return _request(registry, actor, name, "remove", [{"value": value} for value in values], note)
 
 
-def read_import_file(path: str | Path) -> list[dict[str, Any]]:
-    """Entries from a CSV with a header: `value`, and optionally `reason` and `expires` (YYYY-MM-DD)."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise RegistryError("invalid", f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise RegistryError("invalid", f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise RegistryError("invalid", f"{path}: cannot be read ({exc.strerror})") from None
+def parse_import(text: str, source: str = "import.csv") -> list[dict[str, Any]]:
+    """Entries from CSV text with a header: `value`, and optionally `reason` and `expires` (YYYY-MM-DD); errors
+    name `source` and the line."""
     reader = csv.DictReader(io.StringIO(text))
     columns = reader.fieldnames or []
     if "value" not in columns:
-        raise RegistryError("invalid", f"{path}: the first line must be a header with a `value` column")
+        raise RegistryError("invalid", f"{source}: the first line must be a header with a `value` column")
     unknown = [column for column in columns if column not in ("value", "reason", "expires")]
     if unknown:
         raise RegistryError(
-            "invalid", f"{path}: unknown column {unknown[0]!r} (the columns are value, reason, expires)"
+            "invalid", f"{source}: unknown column {unknown[0]!r} (the columns are value, reason, expires)"
         )
     entries = []
     for line_number, record in enumerate(reader, start=2):
         if None in record or any(value is None for value in record.values()):
-            raise RegistryError("invalid", f"{path}:{line_number}: the row does not have one cell per column")
-        expires_at = parse_expiry(record.get("expires") or None, f"{path}:{line_number}")
+            raise RegistryError("invalid", f"{source}:{line_number}: the row does not have one cell per column")
+        expires_at = parse_expiry(record.get("expires") or None, f"{source}:{line_number}")
         entries.append(
             {
                 "value": record["value"],
@@ -319,18 +310,18 @@ def read_import_file(path: str | Path) -> list[dict[str, Any]]:
             }
         )
         if len(entries) > MAX_IMPORT_ENTRIES:
-            raise RegistryError("invalid", f"{path}: more than {MAX_IMPORT_ENTRIES} rows")
+            raise RegistryError("invalid", f"{source}: more than {MAX_IMPORT_ENTRIES} rows")
     if not entries:
-        raise RegistryError("invalid", f"{path}: no rows after the header")
+        raise RegistryError("invalid", f"{source}: no rows after the header")
     return entries
 
 
 def request_import(
-    registry: Registry, actor: User, name: str, path: str | Path, note: str | None = None
+    registry: Registry, actor: User, name: str, text: str, source: str = "import.csv", note: str | None = None
 ) -> ChangeRequest:
-    """A change request adding every entry of a CSV file (values already there with the same reason and expiry
-    are left out; the request lists what changes)."""
-    entries = read_import_file(path)
+    """A change request adding every entry of CSV text (values already there with the same reason and expiry
+    are left out; the request lists what changes). `source` names the file in errors."""
+    entries = parse_import(text, source)
     with registry.read() as session:
         row = _list_row(session, name)
         assert row.id is not None
@@ -338,7 +329,7 @@ def request_import(
         changed = []
         for entry in entries:
             line = entry.pop("line")
-            value = canonical_value(row.element_type, entry["value"], f"{path}:{line}")
+            value = canonical_value(row.element_type, entry["value"], f"{source}:{line}")
             existing = current.get(value)
             same = (
                 existing is not None
@@ -348,7 +339,7 @@ def request_import(
             if not same:
                 changed.append(entry)
     if not changed:
-        raise RegistryError("invalid", f"{path}: every entry is already on list {name}: nothing to change")
+        raise RegistryError("invalid", f"{source}: every entry is already on list {name}: nothing to change")
     return _request(registry, actor, name, "import", changed, note)
 
 

@@ -154,7 +154,9 @@ def test_keys_are_shown_once_scoped_and_revocable(cli_registry: Registry, run: C
     )
 
 
-def test_lists_diff_and_show_from_the_command_line(cli_registry: Registry, run: Callable[..., Ran]) -> None:
+def test_lists_diff_and_show_from_the_command_line(
+    cli_registry: Registry, run: Callable[..., Ran], tmp_path: Path
+) -> None:
     registry = cli_registry
     admin = users.get_user(registry, "root")
     for name, roles in {"ann": ["author", "list_manager"], "bea": ["approver", "list_approver"]}.items():
@@ -182,6 +184,16 @@ def test_lists_diff_and_show_from_the_command_line(cli_registry: Registry, run: 
     shown = run(registry, ["lists", "show", "blacklist"]).stdout.splitlines()
     assert shown == ["blacklist: list of string, revision 1 of 1, 1 member(s)", "*****4567\tfraud"]
     assert run(registry, ["lists", "show", "blacklist", "--revision", "0"]).stdout.splitlines()[1:] == []
+    csv_file = tmp_path / "more.csv"
+    csv_file.write_text("value,reason\nAB1234567,fraud\nCD7654321,mule account\n")
+    imported = run(
+        registry, ["lists", "import", "blacklist", str(csv_file), "--user", "ann", "--password-stdin"], "ann-password\n"
+    )
+    assert imported.stdout.splitlines() == [
+        "change request 2 on blacklist: import 1 entry (pending)",
+        "  + *****4321 (reason 'mule account')",
+        "2",
+    ]
     assert lists.member_values(registry, "blacklist") == ["AB1234567"]
     expected = semantic_diff(source, changed, "consumer_loan@1", "consumer_loan@2")
     as_json = run(registry, ["diff", "consumer_loan", "1", "2", "--format", "json"])

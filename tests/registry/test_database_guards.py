@@ -40,10 +40,14 @@ def refused(registry: Registry, statement: str, parameters: tuple = ()) -> str:
     return str(caught.value)
 
 
-def approved_version(registry: Registry, people: dict[str, User], name: str = "credit_line") -> int:
+def submitted_version(registry: Registry, people: dict[str, User], name: str = "credit_line") -> int:
     source = (POLICIES / f"{name}.policy").read_text()
     policies.save_draft(registry, people["author"], source, (POLICIES / f"{name}.tests.json").read_text())
-    number = policies.submit(registry, people["author"], name).number
+    return policies.submit(registry, people["author"], name).number
+
+
+def approved_version(registry: Registry, people: dict[str, User], name: str = "credit_line") -> int:
+    number = submitted_version(registry, people, name)
     policies.approve(registry, people["approver"], name, number, "ok")
     return number
 
@@ -126,25 +130,13 @@ def _vote_by(registry: Registry, voter: str, verdict: str = "approve") -> Callab
 
 
 def test_an_author_cannot_approve_their_own_version(registry: Registry, people: dict[str, User]) -> None:
-    policies.save_draft(
-        registry,
-        people["author"],
-        (POLICIES / "credit_line.policy").read_text(),
-        (POLICIES / "credit_line.tests.json").read_text(),
-    )
-    policies.submit(registry, people["author"], "credit_line")
+    submitted_version(registry, people)
     assert "the author of a version cannot approve or reject it" in _vote_by(registry, "author")()
     assert scalar(registry, "SELECT COUNT(*) FROM votes") == 0
 
 
 def test_no_vote_after_a_rejection(registry: Registry, people: dict[str, User]) -> None:
-    policies.save_draft(
-        registry,
-        people["author"],
-        (POLICIES / "credit_line.policy").read_text(),
-        (POLICIES / "credit_line.tests.json").read_text(),
-    )
-    policies.submit(registry, people["author"], "credit_line")
+    submitted_version(registry, people)
     policies.reject(registry, people["approver"], "credit_line", 1, "cut-off too low")
     assert "a rejected version takes no more votes" in _vote_by(registry, "approver2")()
 
@@ -199,13 +191,7 @@ def test_two_deployments_of_a_policy_cannot_take_effect_at_the_same_instant(
 
 
 def test_only_an_approved_version_can_be_deployed(registry: Registry, people: dict[str, User]) -> None:
-    policies.save_draft(
-        registry,
-        people["author"],
-        (POLICIES / "credit_line.policy").read_text(),
-        (POLICIES / "credit_line.tests.json").read_text(),
-    )
-    policies.submit(registry, people["author"], "credit_line")  # submitted, not approved
+    submitted_version(registry, people)  # submitted, not approved
     _new_deployment(registry)
     message = refused(
         registry,

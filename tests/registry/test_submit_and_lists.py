@@ -143,18 +143,18 @@ def test_csv_import_shows_what_changes(blacklist: Registry, people: dict[str, Us
     _approve(blacklist, people, lists.request_add(blacklist, people["list_manager"], "blacklist", ["AA0000001"]).id)
     csv_file = tmp_path / "fraud.csv"
     csv_file.write_text("value,reason,expires\nAA0000001,,\nBB0000002,confirmed fraud,\nCC0000003,,2099-01-01\n")
-    request = lists.request_import(blacklist, people["list_manager"], "blacklist", csv_file)
+    request = lists.request_import(blacklist, people["list_manager"], "blacklist", csv_file.read_text(), str(csv_file))
     assert [entry["value"] for entry in request.entries] == ["*****0002", "*****0003"]  # AA… is already there
     _approve(blacklist, people, request.id)
     assert lists.member_values(blacklist, "blacklist") == ["AA0000001", "BB0000002", "CC0000003"]
     bad = tmp_path / "bad.csv"
     bad.write_text("value,expires\nDD0000004,next week\n")
     with pytest.raises(RegistryError) as caught:
-        lists.request_import(blacklist, people["list_manager"], "blacklist", bad)
+        lists.request_import(blacklist, people["list_manager"], "blacklist", bad.read_text(), str(bad))
     assert caught.value.message == f"{bad}:2: 'next week' is not an expiry date (YYYY-MM-DD or ISO 8601)"
     (tmp_path / "header.csv").write_text("id\nX\n")
     with pytest.raises(RegistryError) as caught:
-        lists.request_import(blacklist, people["list_manager"], "blacklist", tmp_path / "header.csv")
+        lists.request_import(blacklist, people["list_manager"], "blacklist", "id\nX\n")
     assert "the first line must be a header with a `value` column" in caught.value.message
 
 
