@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from registry.database import Registry
 from registry.entities import User
 from registry.errors import RegistryError
 from registry.models import ROLES, UserRoleRow, UserRow
@@ -56,3 +57,10 @@ def require(session: Session, actor: User, operation: str, obj: str) -> int:
         )
     assert user.id is not None
     return user.id
+
+
+def authorize(registry: Registry, actor: User, operation: str, obj: str) -> None:
+    """`require` in a transaction of its own, before anything about the request is looked at: a user without the
+    role learns nothing about their request's validity, and the refusal is in the audit trail."""
+    with registry.write() as session:
+        require(session, actor, operation, obj)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session, col, select
 
 from registry import audit
-from registry.access import require
+from registry.access import authorize, require
 from registry.database import Registry
 from registry.entities import Deployment, User
 from registry.errors import RegistryError
@@ -92,6 +92,8 @@ def _deploy(
     at: datetime | None,
     note: str | None,
 ) -> Deployment:
+    operation = "roll back a policy" if action == "rollback" else "activate a version"
+    authorize(registry, actor, operation, f"policy:{policy}")
     shadows = tuple(dict.fromkeys(shadows))
     if (challenger is None) != (percent is None):
         raise RegistryError(
@@ -111,7 +113,6 @@ def _deploy(
         at = at.astimezone(UTC)
         if at <= audit.now():
             raise RegistryError("invalid", f"the activation time {at.isoformat()} is not in the future")
-    operation = "roll back a policy" if action == "rollback" else "activate a version"
     with registry.write() as session:
         # Read the clock under the write lock: the activation committed last is the one live now.
         now = audit.now()

@@ -26,7 +26,7 @@ from sqlmodel import Session, col, func, select
 
 from compiler.evaluate.validate_input import mask_pii
 from registry import audit
-from registry.access import require
+from registry.access import authorize, require
 from registry.database import Registry
 from registry.entities import ChangeRequest, ListEntry, NamedList, User
 from registry.errors import RegistryError, not_found
@@ -216,6 +216,7 @@ def _request_entity(session: Session, request: ListChangeRequestRow, row: NamedL
 def _request(
     registry: Registry, actor: User, name: str, operation: str, entries: list[dict[str, Any]], note: str | None
 ) -> ChangeRequest:
+    authorize(registry, actor, "request a list change", f"list:{name}")
     if not entries:
         raise RegistryError("invalid", "a change request needs at least one value")
     with registry.write() as session:
@@ -321,6 +322,7 @@ def request_import(
 ) -> ChangeRequest:
     """A change request adding every entry of CSV text (values already there with the same reason and expiry
     are left out; the request lists what changes). `source` names the file in errors."""
+    authorize(registry, actor, "request a list change", f"list:{name}")
     entries = parse_import(text, source)
     with registry.read() as session:
         row = _list_row(session, name)
@@ -347,6 +349,7 @@ def decide_change(
     registry: Registry, actor: User, request_id: int, verdict: str, comment: str | None = None
 ) -> ChangeRequest:
     """Approve (applying it as the list's next revision) or reject a pending change request."""
+    authorize(registry, actor, "approve or reject a list change", f"list-request:{request_id}")
     if verdict not in ("approve", "reject"):
         raise RegistryError("invalid", f"a decision is approve or reject, not {verdict!r}")
     with registry.write() as session:

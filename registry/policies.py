@@ -26,7 +26,7 @@ from compiler.testcases import TestFileError, run_cases, validate_cases
 from dsl import ast
 from dsl.errors import PolicyError
 from registry import audit
-from registry.access import require
+from registry.access import authorize, require
 from registry.database import Registry
 from registry.entities import Draft, PolicySummary, User, Version, Vote
 from registry.errors import RegistryError, not_found
@@ -62,10 +62,11 @@ def save_draft(registry: Registry, actor: User, source: str, tests_json: str) ->
 
     A draft may have check errors (it is work in progress); it must name its policy and its test cases must be
     JSON."""
+    match = HEADER.search(source)
+    authorize(registry, actor, "save a draft", f"policy:{match.group(1) if match else '?'}")
     if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
         raise RegistryError("invalid", f"the policy text is larger than {MAX_SOURCE_BYTES} bytes")
     tree = analyse_source(source, "draft.policy")[0]
-    match = HEADER.search(source)
     name = tree.name if tree is not None else (match.group(1) if match else None)
     if name is None:
         raise RegistryError("invalid", "the policy text has no `policy NAME:` header, so it cannot be saved")
@@ -261,11 +262,12 @@ def version_entity(session: Session, policy_row: PolicyRow, row: VersionRow) -> 
 
 def vote(registry: Registry, actor: User, policy: str, number: int, verdict: str, comment: str | None) -> Version:
     """Record `actor`'s approval or rejection of a version; return the version with its new state."""
+    ref = f"policy:{policy}@{number}"
+    authorize(registry, actor, "approve or reject a version", ref)
     if verdict not in ("approve", "reject"):
         raise RegistryError("invalid", f"a vote is approve or reject, not {verdict!r}")
     if verdict == "reject" and not (comment or "").strip():
         raise RegistryError("invalid", "a rejection needs a comment saying why")
-    ref = f"policy:{policy}@{number}"
     with registry.write() as session:
         user_id = require(session, actor, "approve or reject a version", ref)
         policy_row = find_policy_row(session, policy)
@@ -360,6 +362,7 @@ def list_policies(registry: Registry) -> list[PolicySummary]:
 
 def set_required_approvals(registry: Registry, actor: User, policy: str, count: int) -> PolicySummary:
     """How many distinct approvals the policy's next versions need (versions already submitted keep theirs)."""
+    authorize(registry, actor, "change a policy's settings", f"policy:{policy}")
     if not 1 <= count <= 10:
         raise RegistryError("invalid", "the number of required approvals must be between 1 and 10")
     with registry.write() as session:

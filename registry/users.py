@@ -21,7 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, func, select
 
 from registry import audit
-from registry.access import current_roles, require
+from registry.access import authorize, current_roles, require
 from registry.database import Registry
 from registry.entities import ApiKey, User
 from registry.errors import RegistryError, not_found
@@ -55,6 +55,8 @@ def _user_row(session: Session, name: str) -> UserRow:
 def add_user(registry: Registry, actor: User | None, name: str, password: str, roles: Iterable[str]) -> User:
     """Create a user. On an empty registry `actor` is None and the roles must include admin; after that only an
     admin may add users."""
+    if actor is not None:
+        authorize(registry, actor, "manage users", f"user:{name}")
     roles = _check_roles(roles)
     if not NAME_PATTERN.fullmatch(name):
         raise RegistryError(
@@ -126,6 +128,7 @@ def change_roles(
     registry: Registry, actor: User, name: str, add: Iterable[str] = (), remove: Iterable[str] = ()
 ) -> User:
     """Give or take roles; the last admin keeps the admin role."""
+    authorize(registry, actor, "manage users", f"user:{name}")
     add, remove = _check_roles(add), _check_roles(remove)
     with registry.write() as session:
         require(session, actor, "manage users", f"user:{name}")
@@ -179,6 +182,7 @@ def _secret_hash(secret: str) -> str:
 
 def create_api_key(registry: Registry, actor: User, name: str, policies: Iterable[str]) -> tuple[ApiKey, str]:
     """A new key for a calling system, allowed to call `policies`; returns the key and its full text (shown once)."""
+    authorize(registry, actor, "manage API keys", "key:new")
     policies = tuple(sorted(set(policies)))
     if not name.strip():
         raise RegistryError("invalid", "give the key a name (which system uses it)")

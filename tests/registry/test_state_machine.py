@@ -361,7 +361,7 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
 
         def do_save_draft(self, actor: str, key: str) -> None:
             variant = VARIANTS[key]
-            expected = ("invalid", "") if not variant.saves else missing_role(actor, "author")
+            expected = missing_role(actor, "author") or (None if variant.saves else ("invalid", ""))
             draft = self.attempt(
                 expected,
                 lambda: policies.save_draft(self.registry, self.users[actor], variant.source, variant.tests_json),
@@ -405,10 +405,10 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
 
         def do_vote(self, actor: str, policy: str, number: int, verdict: str, comment: str) -> None:
             model = self.policies.get(policy)
-            expected: Expected = None
-            if verdict == "reject" and not comment.strip():
+            # The role is checked before anything about the request.
+            expected: Expected = missing_role(actor, "approver")
+            if expected is None and verdict == "reject" and not comment.strip():
                 expected = ("invalid", "a rejection needs a comment")
-            expected = expected or missing_role(actor, "approver")
             if expected is None and (model is None or number > len(model.versions)):
                 expected = ("not_found", "does not exist")
             if expected is None:
@@ -430,7 +430,7 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
                 assert result.state == version.state
 
         def do_set_required_approvals(self, actor: str, policy: str, count: int) -> None:
-            expected = ("invalid", "between 1 and 10") if count == 0 else missing_role(actor, "admin")
+            expected = missing_role(actor, "admin") or (("invalid", "between 1 and 10") if count == 0 else None)
             if expected is None and policy not in self.policies:
                 expected = ("not_found", f"policy {policy!r} does not exist")
             summary = self.attempt(
@@ -451,16 +451,16 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
             shadows: tuple[int, ...] = (),
         ) -> None:
             unique_shadows = list(dict.fromkeys(shadows))
-            expected: Expected = None
-            if (challenger is None) != (percent is None):
-                expected = ("invalid", "a challenger needs a traffic percentage")
-            elif percent is not None and not 1 <= percent <= 99:
-                expected = ("invalid", "must be 1 to 99 percent")
-            elif challenger == champion:
-                expected = ("invalid", "cannot be both champion and challenger")
-            elif champion in shadows or (challenger is not None and challenger in shadows):
-                expected = ("invalid", "a shadow version must differ")
-            expected = expected or missing_role(actor, "deployer")
+            expected: Expected = missing_role(actor, "deployer")
+            if expected is None:
+                if (challenger is None) != (percent is None):
+                    expected = ("invalid", "a challenger needs a traffic percentage")
+                elif percent is not None and not 1 <= percent <= 99:
+                    expected = ("invalid", "must be 1 to 99 percent")
+                elif challenger == champion:
+                    expected = ("invalid", "cannot be both champion and challenger")
+                elif champion in shadows or (challenger is not None and challenger in shadows):
+                    expected = ("invalid", "a shadow version must differ")
             model = self.policies.get(policy)
             if expected is None and model is None:
                 expected = ("not_found", f"policy {policy!r} does not exist")
@@ -513,8 +513,8 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
             reason: str | None = None,
             expires: str | None = None,
         ) -> None:
-            expected: Expected = (
-                ("invalid", "at least one value") if not values else missing_role(actor, "list_manager")
+            expected: Expected = missing_role(actor, "list_manager") or (
+                None if values else ("invalid", "at least one value")
             )
             if expected is None and name not in self.lists:
                 expected = ("not_found", f"list {name!r} does not exist")
@@ -547,8 +547,9 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
             self.events += 1
 
         def do_decide(self, actor: str, request_id: int, verdict: str) -> None:
-            expected: Expected = ("invalid", "approve or reject") if verdict == "maybe" else None
-            expected = expected or missing_role(actor, "list_approver")
+            expected: Expected = missing_role(actor, "list_approver") or (
+                ("invalid", "approve or reject") if verdict == "maybe" else None
+            )
             request = self.requests.get(request_id)
             if expected is None and request is None:
                 expected = ("not_found", f"list change request {request_id} does not exist")
