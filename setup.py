@@ -62,7 +62,7 @@ setup(
         "pyarrow>=15",
         # The registry (README, "Dependencies"): tables and sessions, schema migrations, the PostgreSQL driver,
         # password hashing.
-        "sqlmodel>=0.0.22",
+        "sqlmodel>=0.0.45",  # UTCDateTime: aware datetimes on SQLite too
         "sqlalchemy>=2.0.30",
         "alembic>=1.13",
         "psycopg[binary]>=3.1",

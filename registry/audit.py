@@ -180,7 +180,8 @@ def events(
     query = select(AuditEventRow).order_by(col(AuditEventRow.seq))
     if object_prefix:
         query = query.where(
-            (AuditEventRow.object == object_prefix) | col(AuditEventRow.object).startswith(object_prefix + "@")
+            (AuditEventRow.object == object_prefix)
+            | col(AuditEventRow.object).startswith(object_prefix + "@", autoescape=True)
         )
     if since is not None:
         query = query.where(AuditEventRow.at >= since)

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, create_engine
 
 from registry import audit
@@ -31,6 +31,8 @@ URL_VARIABLE = "DECIDE_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any constant works; it only has to be the same in every process that writes the registry.
 POSTGRESQL_WRITE_LOCK = 0x0DEC1DE
+# Words of a database's own constraint messages (SQLite, PostgreSQL), which are not shown to people.
+SQL_WORDS = ("constraint", "duplicate key", "violates", "foreign key", "not null")
 
 
 def resolve_url(explicit: str | None = None) -> str:
@@ -154,7 +156,13 @@ class Registry:
             yield
         except IntegrityError as exc:
             # A trigger or constraint refused what the Python checks let through (or a concurrent writer won).
-            raise RegistryError("conflict", f"the database refused the change: {database_message(exc)}") from None
+            # The guards' own messages are sentences for people; a constraint's text names SQL objects.
+            message = database_message(exc)
+            if any(word in message.lower() for word in SQL_WORDS):
+                message = "it clashes with a record already stored, or breaks a rule of the schema"
+            raise RegistryError("conflict", f"the database refused the change: {message}") from None
+        except DataError:
+            raise RegistryError("invalid", "a value is longer or larger than the registry can store") from None
         except OperationalError as exc:
             raise RegistryError(
                 "unavailable", f"the registry database {self.shown_url} is unavailable: {database_message(exc)}"

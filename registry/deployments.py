@@ -3,15 +3,18 @@
 Input: a `Registry`, the acting deployer, the policy and the versions. Output: `Deployment` entities.
 
 The history is append-only: activating (now or at a future time) and rolling back each add one deployment,
-live from its `effective_at` until the next one takes effect. "What was live at instant t" is the latest
-deployment with `effective_at <= t` — which is how a decision made at t is replayed. The database holds the
-rest: one champion and at most one challenger per deployment, only approved versions of the policy itself, no
-two deployments of a policy taking effect at the same instant, and no change to a deployment once written.
+live from its `effective_at` until the next one takes effect. A deployment decided after a pending scheduled
+one, taking effect before it, cancels it (a rollback is never undone by an older schedule). "What was live at
+instant t" is the latest deployment in force with `effective_at <= t`, which is how a decision made at t is
+replayed. The database holds the rest: one champion and at most one challenger per deployment, only approved
+versions of the policy itself, no two deployments of a policy taking effect at the same instant, and no change
+to a deployment once written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
@@ -51,12 +54,30 @@ def _deployment_entity(session: Session, policy: str, row: DeploymentRow) -> Dep
     )
 
 
+def _in_force(session: Session, policy_row: PolicyRow) -> tuple[list[DeploymentRow], dict[int, int]]:
+    """The policy's deployments that take effect, in order, and {cancelled id: id of the one that cancelled it}.
+
+    A deployment made later that takes effect earlier than a still-pending scheduled one cancels it: a rollback or
+    an activation decided after a schedule overrides it (to keep the schedule, schedule it again)."""
+    rows = session.exec(
+        select(DeploymentRow).where(DeploymentRow.policy_id == policy_row.id).order_by(col(DeploymentRow.id))
+    ).all()
+    kept: list[DeploymentRow] = []
+    cancelled: dict[int, int] = {}
+    for row in rows:
+        assert row.id is not None
+        for pending in kept:
+            if pending.effective_at > row.effective_at:
+                assert pending.id is not None
+                cancelled[pending.id] = row.id
+        kept = [pending for pending in kept if pending.id not in cancelled]
+        kept.append(row)
+    return kept, cancelled
+
+
 def _live_row(session: Session, policy_row: PolicyRow, at: datetime) -> DeploymentRow | None:
-    return session.exec(
-        select(DeploymentRow)
-        .where(DeploymentRow.policy_id == policy_row.id, DeploymentRow.effective_at <= at)
-        .order_by(col(DeploymentRow.effective_at).desc(), col(DeploymentRow.id).desc())
-    ).first()
+    live = [row for row in _in_force(session, policy_row)[0] if row.effective_at <= at]
+    return live[-1] if live else None
 
 
 def current_deployment(registry: Registry, policy: str, at: datetime | None = None) -> Deployment | None:
@@ -68,16 +89,22 @@ def current_deployment(registry: Registry, policy: str, at: datetime | None = No
         return _deployment_entity(session, policy, row) if row else None
 
 
-def history(registry: Registry, policy: str) -> list[Deployment]:
-    """Every deployment of the policy, in the order they take effect (scheduled ones included)."""
+def history(registry: Registry, policy: str, include_cancelled: bool = False) -> list[Deployment]:
+    """The deployments of the policy that take effect, in order (scheduled ones included); with
+    `include_cancelled`, also the scheduled ones a later decision cancelled (`cancelled_by` set)."""
     with registry.read() as session:
         policy_row = find_policy_row(session, policy)
-        rows = session.exec(
-            select(DeploymentRow)
-            .where(DeploymentRow.policy_id == policy_row.id)
-            .order_by(col(DeploymentRow.effective_at), col(DeploymentRow.id))
-        ).all()
-        return [_deployment_entity(session, policy, row) for row in rows]
+        kept, cancelled = _in_force(session, policy_row)
+        rows = kept
+        if include_cancelled:
+            rows = session.exec(
+                select(DeploymentRow)
+                .where(DeploymentRow.policy_id == policy_row.id)
+                .order_by(col(DeploymentRow.effective_at), col(DeploymentRow.id))
+            ).all()
+        return [
+            replace(_deployment_entity(session, policy, row), cancelled_by=cancelled.get(row.id or 0)) for row in rows
+        ]
 
 
 def _deploy(

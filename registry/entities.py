@@ -83,6 +83,7 @@ class Version(_Record):
     diff: dict[str, Any] | None
     required_approvals: int
     votes: tuple[Vote, ...] = ()
+    contributors: tuple[str, ...] = ()  # who saved its draft or submitted it: none of them may vote on it
 
     @property
     def approvers(self) -> tuple[str, ...]:
@@ -128,6 +129,7 @@ class Deployment(_Record):
     challenger_percent: int | None = None
     shadows: tuple[int, ...] = ()
     note: str | None = None
+    cancelled_by: int | None = None  # a scheduled deployment that a later decision cancelled before it took effect
 
     @property
     def versions(self) -> tuple[int, ...]:

@@ -44,11 +44,18 @@ MAX_IMPORT_ENTRIES = 1_000_000
 INTEGER = re.compile(r"[+-]?\d+")
 
 
-def canonical_value(element_type: str, value: Any, where: str = "") -> str:
-    """The stored text of a list value of `element_type`, or a RegistryError saying what is wrong and where."""
+def canonical_value(element_type: str, value: Any, where: str = "", personal: bool = False) -> str:
+    """The stored text of a list value of `element_type`, or a RegistryError saying what is wrong and where (the
+    value masked when the list holds personal data)."""
     prefix = f"{where}: " if where else ""
     text = value if isinstance(value, str) else str(value)
     stripped = text.strip()
+    if personal:
+        # Errors below quote `stripped`: a personal value is quoted masked.
+        try:
+            return canonical_value(element_type, value, where)
+        except RegistryError as exc:
+            raise RegistryError("invalid", exc.message.replace(repr(stripped), repr(mask_pii(stripped)))) from None
     if element_type == "string":
         if not text or len(text) > MAX_VALUE_LENGTH:
             raise RegistryError("invalid", f"{prefix}a string member must have 1 to {MAX_VALUE_LENGTH} characters")
@@ -224,7 +231,11 @@ def _request(
         row = _list_row(session, name)
         seen: set[str] = set()
         for position, entry in enumerate(entries, start=1):
-            entry["value"] = canonical_value(row.element_type, entry["value"], f"value {position}")
+            if len(entry.get("reason") or "") > MAX_VALUE_LENGTH:
+                raise RegistryError(
+                    "invalid", f"value {position}: the reason is longer than {MAX_VALUE_LENGTH} characters"
+                )
+            entry["value"] = canonical_value(row.element_type, entry["value"], f"value {position}", row.personal)
             if entry["value"] in seen:
                 raise RegistryError(
                     "invalid", f"value {position} ({_shown(row, entry['value'])}) appears twice in the request"
@@ -331,7 +342,7 @@ def request_import(
         changed = []
         for entry in entries:
             line = entry.pop("line")
-            value = canonical_value(row.element_type, entry["value"], f"{source}:{line}")
+            value = canonical_value(row.element_type, entry["value"], f"{source}:{line}", row.personal)
             existing = current.get(value)
             same = (
                 existing is not None

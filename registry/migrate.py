@@ -44,6 +44,15 @@ def current_revision(registry: Registry) -> str | None:
 def upgrade(registry: Registry, revision: str = "head") -> str:
     """Apply every migration up to `revision`; return the revision the database is now at."""
     config = _config()
+    current = current_revision(registry)
+    if current is not None and current not in {
+        script.revision for script in ScriptDirectory.from_config(config).walk_revisions()
+    }:
+        raise RegistryError(
+            "unavailable",
+            f"the registry database {registry.shown_url} is at schema revision {current}, which this Decide does not "
+            "know: it was made by a newer Decide; upgrade Decide instead",
+        )
     with registry.write() as session:
         config.attributes["connection"] = session.connection()
         command.upgrade(config, revision)

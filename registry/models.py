@@ -92,6 +92,8 @@ class DraftRow(SQLModel, table=True):
     tests_json: str = Field(sa_column=Column(Text, nullable=False))
     saved_by: int = Field(foreign_key="users.id")
     saved_at: datetime
+    # Everyone who saved this draft since the last submit: they all wrote the version it becomes.
+    contributors_json: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class VersionRow(SQLModel, table=True):
@@ -119,6 +121,14 @@ class VersionRow(SQLModel, table=True):
     # The number of approvals this version needs, fixed when it is submitted so a later change of the policy's
     # setting cannot approve (or un-approve) it after the fact.
     required_approvals: int
+
+
+class VersionContributorRow(SQLModel, table=True):
+    """A user who wrote a version (saved its draft or submitted it): four-eyes keeps each from voting on it."""
+
+    __tablename__ = "version_contributors"
+    version_id: int = Field(foreign_key="versions.id", primary_key=True)
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
 
 
 class VoteRow(SQLModel, table=True):

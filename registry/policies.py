@@ -31,7 +31,7 @@ from registry.database import Registry
 from registry.entities import Draft, PolicySummary, User, Version, Vote
 from registry.errors import RegistryError, not_found
 from registry.lists import ensure_declared_list
-from registry.models import DraftRow, PolicyRow, UserRow, VersionRow, VoteRow
+from registry.models import POLICY_KINDS, DraftRow, PolicyRow, UserRow, VersionContributorRow, VersionRow, VoteRow
 
 HEADER = re.compile(r"^\s*policy\s+([A-Za-z_][A-Za-z0-9_]*)\s*:", re.M)
 MAX_SOURCE_BYTES = 1_000_000
@@ -70,6 +70,8 @@ def save_draft(registry: Registry, actor: User, source: str, tests_json: str) ->
     name = tree.name if tree is not None else (match.group(1) if match else None)
     if name is None:
         raise RegistryError("invalid", "the policy text has no `policy NAME:` header, so it cannot be saved")
+    if len(name) > 100:
+        raise RegistryError("invalid", "the policy name is longer than 100 characters")
     try:
         orjson.loads(tests_json)
     except orjson.JSONDecodeError as exc:
@@ -82,16 +84,20 @@ def save_draft(registry: Registry, actor: User, source: str, tests_json: str) ->
             header = tree.header if tree is not None else None
             policy = PolicyRow(
                 name=name,
-                kind=(header.kind if header and header.kind else "generic"),
-                title=header.title if header else None,
-                owner=header.owner if header else None,
+                # An unknown kind is a check error the submit will list; the draft is kept as generic till then.
+                kind=header.kind if header and header.kind in POLICY_KINDS else "generic",
+                title=(header.title or "")[:200] or None if header else None,
+                owner=(header.owner or "")[:200] or None if header else None,
                 created_by=user_id,
                 created_at=audit.now(),
             )
             session.add(policy)
             session.flush()
-        draft = session.get(DraftRow, policy.id) or DraftRow(policy_id=policy.id, source="", tests_json="[]")
+        draft = session.get(DraftRow, policy.id) or DraftRow(
+            policy_id=policy.id, source="", tests_json="[]", contributors_json="[]"
+        )
         draft.source, draft.tests_json, draft.saved_by, draft.saved_at = source, tests_json, user_id, audit.now()
+        draft.contributors_json = orjson.dumps(sorted({*orjson.loads(draft.contributors_json), user_id})).decode()
         session.add(draft)
         session.flush()
         audit.append(
@@ -120,14 +126,11 @@ def get_draft(registry: Registry, policy: str) -> Draft:
 
 
 def _personal_lists(tree: ast.Policy) -> set[str]:
-    """The named lists the policy compares a `pii` input with: their members are personal data too."""
-    pii = {field.name for field in tree.inputs if field.pii}
-    personal = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.In) and isinstance(node.item, ast.Name) and isinstance(node.container, ast.Name):
-            if node.item.id in pii:
-                personal.add(node.container.id)
-    return personal
+    """The named lists whose members may be personal data: every list of a policy that has a `pii` input (a pii
+    value can reach a list through lets and expressions, so any narrower rule could leave one unmasked)."""
+    if not any(field.pii for field in tree.inputs):
+        return set()
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.ListDecl)}
 
 
 def submit(registry: Registry, actor: User, policy: str, note: str | None = None) -> Version:
@@ -183,7 +186,7 @@ def submit(registry: Registry, actor: User, policy: str, note: str | None = None
             ).decode()
         header = compiled.ast.header
         policy_row.kind = compiled.kind
-        policy_row.title, policy_row.owner = header.title, header.owner
+        policy_row.title, policy_row.owner = (header.title or "")[:200] or None, (header.owner or "")[:200] or None
         session.add(policy_row)
         row = VersionRow(
             policy_id=policy_row.id,
@@ -202,12 +205,24 @@ def submit(registry: Registry, actor: User, policy: str, note: str | None = None
         )
         session.add(row)
         session.flush()
+        contributors = sorted({*orjson.loads(draft.contributors_json), user_id})
+        for contributor in contributors:
+            session.add(VersionContributorRow(version_id=row.id, user_id=contributor))
+        # The next version's writers are those who save the draft from now on.
+        draft.contributors_json = "[]"
+        session.add(draft)
+        session.flush()
         audit.append(
             session,
             actor.name,
             "version.submitted",
             f"policy:{policy}@{row.number}",
-            {"content_hash": row.content_hash, "parent": row.parent_number, "note": note},
+            {
+                "content_hash": row.content_hash,
+                "parent": row.parent_number,
+                "note": note,
+                "contributors": [_user_name(session, contributor) for contributor in contributors],
+            },
         )
         return version_entity(session, policy_row, row)
 
@@ -257,6 +272,14 @@ def version_entity(session: Session, policy_row: PolicyRow, row: VersionRow) -> 
         diff=orjson.loads(row.diff_json) if row.diff_json else None,
         required_approvals=row.required_approvals,
         votes=votes,
+        contributors=tuple(
+            sorted(
+                _user_name(session, contributor.user_id)
+                for contributor in session.exec(
+                    select(VersionContributorRow).where(VersionContributorRow.version_id == row.id)
+                ).all()
+            )
+        ),
     )
 
 
@@ -273,7 +296,8 @@ def vote(registry: Registry, actor: User, policy: str, number: int, verdict: str
         policy_row = find_policy_row(session, policy)
         row = find_version_row(session, policy_row, number)
         current = version_entity(session, policy_row, row)
-        if row.author_id == user_id:
+        wrote = session.get(VersionContributorRow, (row.id, user_id)) is not None
+        if row.author_id == user_id or wrote:
             raise RegistryError(
                 "permission_denied",
                 f"{actor.name} wrote version {number} of {policy}: another approver must review it (four-eyes rule)",

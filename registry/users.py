@@ -92,6 +92,7 @@ def add_user(registry: Registry, actor: User | None, name: str, password: str, r
 
 def authenticate(registry: Registry, name: str, password: str) -> User:
     """The user, if the password is theirs; else an `authentication_failed` error (and an audit event)."""
+    name = name[:100]  # no user name is longer; the audit trail stores at most that
     with registry.read() as session:
         row = session.exec(select(UserRow).where(UserRow.name == name)).first()
         stored = row.password_hash if row else None
@@ -184,8 +185,8 @@ def create_api_key(registry: Registry, actor: User, name: str, policies: Iterabl
     """A new key for a calling system, allowed to call `policies`; returns the key and its full text (shown once)."""
     authorize(registry, actor, "manage API keys", "key:new")
     policies = tuple(sorted(set(policies)))
-    if not name.strip():
-        raise RegistryError("invalid", "give the key a name (which system uses it)")
+    if not name.strip() or len(name) > 100:
+        raise RegistryError("invalid", "give the key a name (which system uses it) of at most 100 characters")
     if not policies:
         raise RegistryError("invalid", "a key must be scoped to at least one policy (--policy NAME)")
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)

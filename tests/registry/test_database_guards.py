@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from registry import Registry, deployments, lists, policies
+from registry import Registry, RegistryError, deployments, lists, policies
 from registry.entities import User
 from tests.conftest import POLICIES
 
@@ -187,7 +187,7 @@ def test_two_deployments_of_a_policy_cannot_take_effect_at_the_same_instant(
         "INSERT INTO deployments (policy_id, effective_at, created_at, created_by, action) "
         "SELECT policy_id, effective_at, created_at, created_by, action FROM deployments",
     )
-    assert "UNIQUE" in message.upper() or "duplicate key" in message
+    assert "a deployment is permanent: it cannot be replaced" in message
 
 
 def test_only_an_approved_version_can_be_deployed(registry: Registry, people: dict[str, User]) -> None:
@@ -272,3 +272,68 @@ def test_a_revoked_key_stays_revoked_and_secrets_never_change(registry: Registry
 def test_a_personal_list_stays_masked_and_keeps_its_type(full_state: Registry) -> None:
     assert "stays masked" in refused(full_state, "UPDATE named_lists SET personal = %s", (False,))
     assert "keeps its name and element type" in refused(full_state, "UPDATE named_lists SET element_type = 'int'")
+
+
+REPLACEMENTS = {
+    "a vote's comment": "INSERT OR REPLACE INTO votes SELECT id, version_id, voter_id, verdict, 'other', created_at "
+    "FROM votes",
+    "a list entry's value": "INSERT OR REPLACE INTO list_entry_events SELECT id, list_id, revision, operation, "
+    "'ZZ0000000', reason, expires_at, requested_by FROM list_entry_events",
+    "a deployment's note": "INSERT OR REPLACE INTO deployments SELECT id, policy_id, effective_at, created_at, "
+    "created_by, action, 'other' FROM deployments",
+    "an audit event": "INSERT OR REPLACE INTO audit_events SELECT seq, at, 'mallory', action, object, details_json, "
+    "prev_hash, hash FROM audit_events WHERE seq = 1",
+}
+
+
+@pytest.mark.parametrize("what", sorted(REPLACEMENTS))
+def test_replacing_a_permanent_row_is_refused(full_state: Registry, what: str) -> None:
+    """SQLite's INSERT OR REPLACE deletes the old row without its DELETE trigger; PostgreSQL has no such statement,
+    and the same insert with a reused key is refused there too."""
+    statement = REPLACEMENTS[what]
+    if full_state.dialect == "postgresql":
+        statement = statement.replace("INSERT OR REPLACE", "INSERT")
+    message = refused(full_state, statement)
+    # Another guard may refuse the copy first (a vote on an approved version, an event off the chain's end).
+    assert any(
+        words in message
+        for words in ("is permanent: it cannot be replaced", "takes no more votes", "must follow the last one")
+    )
+
+
+def test_a_member_naming_a_missing_version_is_refused(registry: Registry, people: dict[str, User]) -> None:
+    """A guard whose subquery finds no row must refuse, not let the row through (foreign keys may be off)."""
+    approved_version(registry, people)
+    _new_deployment(registry)
+    message = refused(
+        registry,
+        "INSERT INTO deployment_members (deployment_id, version_id, role) "
+        "SELECT d.id, (SELECT MAX(id) + 1 FROM versions), 'champion' FROM deployments d",
+    )
+    assert "versions of its own policy" in message or "only an approved version" in message
+
+
+def test_no_vote_by_anyone_who_saved_the_draft(registry: Registry, people: dict[str, User]) -> None:
+    from registry import users
+
+    both = users.add_user(registry, people["admin"], "both", "long password 1", ["author", "approver"])
+    policies.save_draft(registry, both, (POLICIES / "credit_line.policy").read_text(), "[]")
+    policies.save_draft(
+        registry,
+        people["author"],
+        (POLICIES / "credit_line.policy").read_text(),
+        (POLICIES / "credit_line.tests.json").read_text(),
+    )
+    version = policies.submit(registry, people["author"], "credit_line")
+    assert version.contributors == ("author", "both")
+    assert "the author of a version cannot approve or reject it" in _vote_by(registry, "both")()
+    with pytest.raises(RegistryError) as caught:
+        policies.approve(registry, both, "credit_line", 1)
+    assert (
+        caught.value.message == "both wrote version 1 of credit_line: another approver must review it (four-eyes rule)"
+    )
+
+
+def test_no_vote_after_approval(registry: Registry, people: dict[str, User]) -> None:
+    approved_version(registry, people)
+    assert "an approved version takes no more votes" in _vote_by(registry, "approver2", "reject")()

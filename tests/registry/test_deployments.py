@@ -60,10 +60,9 @@ def test_an_unapproved_challenger_or_shadow_is_refused(registry: Registry, peopl
 def test_what_was_live_at_every_instant(registry: Registry, people: dict[str, User]) -> None:
     approved_versions(registry, people, 3)
     first = deployments.activate(registry, people["deployer"], "credit_line", 1)
-    soon = audit.now() + timedelta(seconds=2)
-    later = soon + timedelta(days=30)
-    scheduled = deployments.activate(registry, people["deployer"], "credit_line", 3, at=later)
     second = deployments.activate(registry, people["deployer"], "credit_line", 2, challenger=1, percent=20)
+    later = audit.now() + timedelta(days=30)
+    scheduled = deployments.activate(registry, people["deployer"], "credit_line", 3, at=later)
     assert scheduled.action == "activate" and scheduled.effective_at == later
     before_any = first.effective_at - timedelta(microseconds=1)
     expected = [
@@ -84,7 +83,7 @@ def test_what_was_live_at_every_instant(registry: Registry, people: dict[str, Us
         actions = [
             event.action for event in audit.events(session, "policy:credit_line") if "deployment" in event.action
         ]
-    assert actions == ["deployment.activated", "deployment.scheduled", "deployment.activated"]
+    assert actions == ["deployment.activated", "deployment.activated", "deployment.scheduled"]
 
 
 def test_activation_times_must_be_in_the_future_and_zoned(registry: Registry, people: dict[str, User]) -> None:
@@ -106,3 +105,19 @@ def test_rollback_needs_an_earlier_version(registry: Registry, people: dict[str,
     assert caught.value.message == (
         "a rollback goes to an earlier version than the champion (version 1); use activate for version 2"
     )
+
+
+def test_a_rollback_cancels_an_older_pending_schedule(registry: Registry, people: dict[str, User]) -> None:
+    approved_versions(registry, people, 3)
+    deployments.activate(registry, people["deployer"], "credit_line", 2)
+    scheduled = deployments.activate(registry, people["deployer"], "credit_line", 3, at=audit.now() + timedelta(days=1))
+    back = deployments.rollback(registry, people["deployer"], "credit_line", 1, "v2 misbehaves")
+    far = audit.now() + timedelta(days=2)
+    assert deployments.current_deployment(registry, "credit_line", at=far).champion == 1
+    assert [d.champion for d in deployments.history(registry, "credit_line")] == [2, 1]
+    everything = deployments.history(registry, "credit_line", include_cancelled=True)
+    assert [(d.champion, d.cancelled_by) for d in everything] == [(2, None), (1, None), (3, back.id)]
+    assert scheduled.id != back.id
+    # A schedule made after the rollback stands.
+    again = deployments.activate(registry, people["deployer"], "credit_line", 3, at=audit.now() + timedelta(days=1))
+    assert deployments.current_deployment(registry, "credit_line", at=far).id == again.id

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from alembic import command
 from sqlalchemy import inspect
 
@@ -15,7 +16,7 @@ from registry import Registry, migrate
 from registry.models import SQLModel
 from tests.conftest import REPO
 
-GUARD_COUNT = 28  # UPDATE and DELETE guards on 9 append-only tables, 8 insert guards, 2 update guards (0001)
+GUARD_COUNT = 41  # 10 append-only tables x (UPDATE, DELETE, replace), 9 insert guards, 2 update guards (0001)
 
 
 def _triggers(registry: Registry) -> set[str]:
@@ -89,3 +90,13 @@ def test_alembic_check_itself_reports_no_drift(database_url: str) -> None:
     checked = subprocess.run(alembic, env=environment, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
     assert "No new upgrade operations detected." in checked.stdout + checked.stderr
+
+
+def test_a_database_from_a_newer_decide_is_named_as_such(database_url: str, capsys: pytest.CaptureFixture) -> None:
+    registry = Registry(database_url)
+    migrate.upgrade(registry)
+    with registry.write() as session:
+        session.connection().exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    registry.dispose()
+    assert main(["db", "upgrade", "--db", database_url]) == 6
+    assert "at schema revision 0099, which this Decide does not know" in capsys.readouterr().err

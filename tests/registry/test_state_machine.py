@@ -180,6 +180,7 @@ class VersionModel:
     author: str
     required: int
     votes: dict[str, str] = field(default_factory=dict)
+    writers: frozenset[str] = frozenset()  # who saved its draft or submitted it: none may vote on it
 
     @property
     def state(self) -> str:
@@ -192,6 +193,7 @@ class VersionModel:
 class PolicyModel:
     draft: Variant
     required: int = 1
+    editors: set[str] = field(default_factory=set)  # who saved the draft since the last submit
     versions: list[VersionModel] = field(default_factory=list)
     # (action, champion, challenger, percent, shadows, created_by), in the order they were made
     deployments: list[tuple[str, int, int | None, int | None, frozenset[int], str]] = field(default_factory=list)
@@ -370,6 +372,7 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
                 assert (draft.policy, draft.source, draft.saved_by) == (variant.policy, variant.source, actor)
                 model = self.policies.setdefault(variant.policy, PolicyModel(variant))
                 model.draft = variant
+                model.editors.add(actor)
                 self.events += 1
 
         def do_submit(self, actor: str, policy: str) -> None:
@@ -395,8 +398,17 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
             assert version.parent == (number - 1 if number > 1 else None)
             assert version.required_approvals == model.required
             model.versions.append(
-                VersionModel(number, draft.source, draft.tests_json, content_hash(draft.source), actor, model.required)
+                VersionModel(
+                    number,
+                    draft.source,
+                    draft.tests_json,
+                    content_hash(draft.source),
+                    actor,
+                    model.required,
+                    writers=frozenset(model.editors | {actor}),
+                )
             )
+            model.editors = set()
             self.events += 1
             for name, kind in draft.lists:
                 if name not in self.lists:  # a declared list is created empty, at revision 0
@@ -413,7 +425,7 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
                 expected = ("not_found", "does not exist")
             if expected is None:
                 version = model.versions[number - 1]
-                if version.author == actor:
+                if version.author == actor or actor in version.writers:
                     expected = ("permission_denied", "four-eyes rule")
                 elif actor in version.votes:
                     expected = ("conflict", f"{actor} has already voted on version {number}")
@@ -673,7 +685,12 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
             policy, number = data.draw(st.sampled_from(self.pending_versions()), label="version")
             version = self.policies[policy].versions[number - 1]
             reviewers = [
-                n for n in EVERYONE if "approver" in ROLES_OF[n] and n != version.author and n not in version.votes
+                n
+                for n in EVERYONE
+                if "approver" in ROLES_OF[n]
+                and n != version.author
+                and n not in version.writers
+                and n not in version.votes
             ]
             actor = data.draw(st.sampled_from(reviewers * 6 + EVERYONE), label="actor")  # the author too, now and then
             verdict, comment = data.draw(

@@ -187,3 +187,14 @@ def test_bad_values_are_refused_saying_what(element_type: str, given: str, messa
     with pytest.raises(RegistryError) as caught:
         lists.canonical_value(element_type, given)
     assert caught.value.message == message
+
+
+def test_a_bad_value_of_a_personal_list_is_quoted_masked() -> None:
+    with pytest.raises(RegistryError) as caught:
+        lists.canonical_value("int", "123-45-6789", "value 1", personal=True)
+    assert caught.value.message == "value 1: '*******6789' is not a whole number"
+
+
+def test_every_list_of_a_policy_with_personal_inputs_is_masked(blacklist: Registry) -> None:
+    # consumer_loan compares national_id (pii) with blacklist; lists reached through a let are covered the same way.
+    assert lists.members(blacklist, "blacklist")[0].personal

@@ -181,6 +181,7 @@ def upgrade() -> None:
         sa.Column("tests_json", sa.Text(), nullable=False),
         sa.Column("saved_by", sa.Integer(), nullable=False),
         sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("contributors_json", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["policy_id"], ["policies.id"], name=op.f("fk_drafts_policy_id_policies")),
         sa.ForeignKeyConstraint(["saved_by"], ["users.id"], name=op.f("fk_drafts_saved_by_users")),
         sa.PrimaryKeyConstraint("policy_id", name=op.f("pk_drafts")),
@@ -301,12 +302,23 @@ def upgrade() -> None:
     with op.batch_alter_table("votes", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_votes_version_id"), ["version_id"], unique=False)
 
+    op.create_table(
+        "version_contributors",
+        sa.Column("version_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["version_id"], ["versions.id"], name=op.f("fk_version_contributors_version_id_versions")
+        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_version_contributors_user_id_users")),
+        sa.PrimaryKeyConstraint("version_id", "user_id", name=op.f("pk_version_contributors")),
+    )
     create_guards()
 
 
 def downgrade() -> None:
     """Drop the guards, then the tables."""
     drop_guards()
+    op.drop_table("version_contributors")
     with op.batch_alter_table("votes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_votes_version_id"))
 
@@ -374,7 +386,29 @@ APPEND_ONLY = {
     "list_revisions": "a list revision",
     "list_entry_events": "a list entry change",
     "audit_events": "an audit event",
+    "version_contributors": "a version's authorship",
 }
+# The key columns of each append-only table: SQLite's INSERT OR REPLACE deletes a row with the same key without
+# firing its DELETE trigger, so an insert must not reuse one (a plain duplicate is refused the same way).
+KEYS = {
+    "versions": ("id", ("policy_id", "number")),
+    "votes": ("id", ("version_id", "voter_id")),
+    "deployments": ("id", ("policy_id", "effective_at")),
+    "deployment_members": ("id", ("deployment_id", "version_id")),
+    "list_change_requests": ("id",),
+    "list_change_decisions": ("id", ("request_id",)),
+    "list_revisions": ("id", ("list_id", "revision")),
+    "list_entry_events": ("id",),
+    "audit_events": ("seq", ("hash",)),
+    "version_contributors": (("version_id", "user_id"),),
+}
+
+
+def _same_key(table: str) -> str:
+    keys = [(key,) if isinstance(key, str) else key for key in KEYS[table]]
+    matches = " OR ".join("(" + " AND ".join(f"{column} = NEW.{column}" for column in key) + ")" for key in keys)
+    return f"EXISTS (SELECT 1 FROM {table} WHERE {matches})"
+
 
 GENESIS_HASH = "0" * 64
 APPROVED = (
@@ -395,6 +429,16 @@ GUARDS = [
         for table, noun in APPEND_ONLY.items()
         for event in ("UPDATE", "DELETE")
     ),
+    *(
+        Guard(
+            f"{table}_no_replace",
+            table,
+            "INSERT",
+            _same_key(table),
+            f"{noun} is permanent: it cannot be replaced",
+        )
+        for table, noun in APPEND_ONLY.items()
+    ),
     Guard(
         "versions_numbered_in_order",
         "versions",
@@ -406,7 +450,9 @@ GUARDS = [
         "votes_not_by_author",
         "votes",
         "INSERT",
-        "NEW.voter_id = (SELECT author_id FROM versions WHERE id = NEW.version_id)",
+        # A missing version counts as refused (a NULL comparison would let the row through).
+        "COALESCE(NEW.voter_id = (SELECT author_id FROM versions WHERE id = NEW.version_id), TRUE) "
+        "OR EXISTS (SELECT 1 FROM version_contributors WHERE version_id = NEW.version_id AND user_id = NEW.voter_id)",
         "the author of a version cannot approve or reject it (four-eyes rule)",
     ),
     Guard(
@@ -417,25 +463,33 @@ GUARDS = [
         "a rejected version takes no more votes",
     ),
     Guard(
+        "votes_not_after_approval",
+        "votes",
+        "INSERT",
+        "COALESCE((SELECT COUNT(*) FROM votes WHERE version_id = NEW.version_id AND verdict = 'approve') "
+        ">= (SELECT required_approvals FROM versions WHERE id = NEW.version_id), TRUE)",
+        "an approved version takes no more votes",
+    ),
+    Guard(
         "deployment_members_same_policy",
         "deployment_members",
         "INSERT",
-        "(SELECT policy_id FROM versions WHERE id = NEW.version_id) "
-        "<> (SELECT policy_id FROM deployments WHERE id = NEW.deployment_id)",
+        "NOT EXISTS (SELECT 1 FROM versions v JOIN deployments d ON d.id = NEW.deployment_id "
+        "WHERE v.id = NEW.version_id AND v.policy_id = d.policy_id)",
         "a deployment can only use versions of its own policy",
     ),
     Guard(
         "deployment_members_approved",
         "deployment_members",
         "INSERT",
-        f"NOT ({APPROVED})",
+        f"NOT COALESCE(({APPROVED}), FALSE)",
         "only an approved version can be deployed",
     ),
     Guard(
         "list_change_decisions_not_by_requester",
         "list_change_decisions",
         "INSERT",
-        "NEW.decided_by = (SELECT requested_by FROM list_change_requests WHERE id = NEW.request_id)",
+        "COALESCE(NEW.decided_by = (SELECT requested_by FROM list_change_requests WHERE id = NEW.request_id), TRUE)",
         "the person who requested a list change cannot approve or reject it (maker-checker rule)",
     ),
     Guard(
