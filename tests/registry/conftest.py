@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from sqlmodel import Session, col, func, select
 
 from registry import Registry, migrate, users
 from registry.entities import User
+from registry.models import DeploymentMemberRow
 from tests.databases import PostgresServer
 
 ROLE_USERS = {
@@ -95,3 +97,14 @@ def people(registry: Registry, admin: User) -> dict[str, User]:
     for name, roles in ROLE_USERS.items():
         made[name] = users.add_user(registry, admin, name.replace("_", "-"), PASSWORD, roles)
     return made
+
+
+def champions_per_deployment(session: Session) -> dict[int, int]:
+    """{deployment id: how many champion rows it has}, read from the raw table (the invariant: exactly one)."""
+    return dict(
+        session.exec(
+            select(DeploymentMemberRow.deployment_id, func.count())
+            .where(DeploymentMemberRow.role == "champion")
+            .group_by(col(DeploymentMemberRow.deployment_id))
+        ).all()
+    )

@@ -22,13 +22,13 @@ import traceback
 from typing import Any
 
 import pytest
-from sqlmodel import col, func, select
+from sqlmodel import select
 
 from registry import Registry, RegistryError, audit, deployments, policies, users
 from registry.entities import User
-from registry.models import DeploymentMemberRow, DeploymentRow
+from registry.models import DeploymentRow
 from tests.conftest import POLICIES
-from tests.registry.conftest import PASSWORD
+from tests.registry.conftest import PASSWORD, champions_per_deployment
 
 SOURCE = (POLICIES / "credit_line.policy").read_text()
 TESTS = (POLICIES / "credit_line.tests.json").read_text()
@@ -171,13 +171,7 @@ def test_two_deployers_at_once_make_a_history_in_commit_order(registry: Registry
     with registry.read() as session:
         activated = [e for e in audit.events(session, "policy:credit_line") if e.action == "deployment.activated"]
         deployment_ids = session.exec(select(DeploymentRow.id)).all()
-        champions = dict(
-            session.exec(
-                select(DeploymentMemberRow.deployment_id, func.count())
-                .where(DeploymentMemberRow.role == "champion")
-                .group_by(col(DeploymentMemberRow.deployment_id))
-            ).all()
-        )
+        champions = champions_per_deployment(session)
     assert sorted(deployment_ids) == sorted(d.id for d in history)
     assert all(champions.get(i) == 1 for i in deployment_ids), champions
     # The trail's order is the commit order: the history (ordered by effective_at) must follow it exactly.

@@ -44,9 +44,9 @@ from sqlmodel import col, func, select
 from compiler import compile_source
 from registry import Registry, RegistryError, audit, deployments, lists, policies, users
 from registry.entities import User
-from registry.models import DeploymentMemberRow, DeploymentRow, VersionRow, VoteRow
+from registry.models import DeploymentRow, VersionRow, VoteRow
 from tests.conftest import POLICIES
-from tests.registry.conftest import PASSWORD
+from tests.registry.conftest import PASSWORD, champions_per_deployment
 
 CREDIT = (POLICIES / "credit_line.policy").read_text()
 CREDIT_TESTS = (POLICIES / "credit_line.tests.json").read_text()
@@ -807,13 +807,7 @@ def machine_class(databases: FreshDatabases, setup_events: int) -> type[RuleBase
                 ).one()
                 assert own_votes == 0
                 deployment_ids = session.exec(select(DeploymentRow.id)).all()
-                champions = dict(
-                    session.exec(
-                        select(DeploymentMemberRow.deployment_id, func.count())
-                        .where(DeploymentMemberRow.role == "champion")
-                        .group_by(col(DeploymentMemberRow.deployment_id))
-                    ).all()
-                )
+                champions = champions_per_deployment(session)
                 assert len(deployment_ids) == sum(len(m.deployments) for m in self.policies.values())
                 assert all(champions.get(i) == 1 for i in deployment_ids)
                 report = audit.verify(session)
