@@ -12,6 +12,7 @@ docs/api.md documents all of it. Nothing in this package imports Flask.
 
 from __future__ import annotations
 
+from compiler.compare import DecisionComparison, compare_decisions
 from compiler.compiled import COMPILER_VERSION, CompiledPolicy
 from compiler.decision import Decision, Hit, TraceRecord
 from compiler.evaluate.lists import PreparedList, PreparedLists, prepare_list
@@ -27,6 +28,7 @@ __all__ = [
     "CorruptArtefact",
     "DecideError",
     "Decision",
+    "DecisionComparison",
     "Diagnostic",
     "EvaluationError",
     "FieldError",
@@ -45,6 +47,7 @@ __all__ = [
     "StatementInfo",
     "TraceRecord",
     "check_source",
+    "compare_decisions",
     "compile_file",
     "compile_source",
     "prepare_list",
