@@ -351,6 +351,12 @@ def _describe(deployment: Any) -> str:
 @click.option("--shadow", "shadows", type=int, multiple=True, help="A version evaluated and logged, never returned.")
 @click.option("--at", "at_text", metavar="ISO-TIME", help="Take effect at this future time (with its time zone).")
 @click.option("--note", help="Why.")
+@click.option(
+    "--fallback",
+    "fallback_text",
+    metavar="JSON",
+    help='Outcome served, marked degraded, when evaluation fails (e.g. \'{"decision": "refer"}\').',
+)
 @registry_command()
 def activate(
     registry: Registry,
@@ -363,10 +369,17 @@ def activate(
     shadows: tuple[int, ...],
     at_text: str | None,
     note: str | None,
+    fallback_text: str | None,
 ) -> None:
     """Make an approved version the champion of POLICY, now or at a time."""
+    fallback = None
+    if fallback_text is not None:
+        try:
+            fallback = orjson.loads(fallback_text)
+        except orjson.JSONDecodeError as exc:
+            raise RegistryError("invalid", f"--fallback is not valid JSON: {exc}") from None
     deployment = deployments.activate(
-        registry, actor, policy, version, challenger, percent, shadows, _parse_time(at_text), note
+        registry, actor, policy, version, challenger, percent, shadows, _parse_time(at_text), note, fallback
     )
     when = "from now" if at_text is None else f"from {deployment.effective_at.isoformat()}"
     _out(f"{policy}: {_describe(deployment)}, {when} (deployment {deployment.id})")

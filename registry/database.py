@@ -126,16 +126,18 @@ class Registry:
                 session.rollback()
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, exclusive: bool = True) -> Iterator[Session]:
         """A session holding the registry's write lock; committed if the block succeeds, else rolled back.
 
+        `exclusive=False` skips the PostgreSQL advisory lock, for writes that touch neither the audit chain nor
+        a governed record (the decision log); on SQLite every write transaction is exclusive anyway.
         A refusal that carries an audit event (a missing role, a failed sign-in) is appended to the audit trail
         in a transaction of its own once the refused one is rolled back, then raised again."""
         try:
             with self._translated_errors(), Session(self.write_engine) as session:
-                if self.dialect == "postgresql":
+                if self.dialect == "postgresql" and exclusive:
                     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRESQL_WRITE_LOCK})
-                else:
+                elif self.dialect == "sqlite":
                     session.connection()  # BEGIN IMMEDIATE now, before anything is read
                 try:
                     yield session

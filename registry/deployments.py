@@ -13,18 +13,20 @@ to a deployment once written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 from sqlmodel import Session, col, select
 
 from registry import audit
 from registry.access import authorize, require
 from registry.database import Registry
-from registry.entities import Deployment, User
+from registry.entities import Deployment, User, Version
 from registry.errors import RegistryError
-from registry.models import DeploymentMemberRow, DeploymentRow, PolicyRow, UserRow, VersionRow
+from registry.models import DeploymentFallbackRow, DeploymentMemberRow, DeploymentRow, PolicyRow, UserRow, VersionRow
 from registry.policies import find_policy_row, find_version_row, version_entity
 
 
@@ -51,6 +53,9 @@ def _deployment_entity(session: Session, policy: str, row: DeploymentRow) -> Dep
         challenger_percent=challenger[1] if challenger else None,
         shadows=tuple(number for member, number in members if member.role == "shadow"),
         note=row.note,
+        fallback=orjson.loads(fallback.outcome_json)
+        if (fallback := session.get(DeploymentFallbackRow, row.id))
+        else None,
     )
 
 
@@ -118,6 +123,7 @@ def _deploy(
     shadows: Iterable[int],
     at: datetime | None,
     note: str | None,
+    fallback: Mapping[str, Any] | None = None,
 ) -> Deployment:
     operation = "roll back a policy" if action == "rollback" else "activate a version"
     authorize(registry, actor, operation, f"policy:{policy}")
@@ -159,6 +165,8 @@ def _deploy(
                     f"version {number} of {policy} is {version.state}, not approved: it cannot be the {role}",
                 )
             rows.append((version_row, role, share))
+            if role == "champion" and fallback is not None:
+                fallback = checked_fallback(version, fallback)
         live = _live_row(session, policy_row, now)
         if action == "rollback":
             if live is None:
@@ -193,6 +201,10 @@ def _deploy(
             session.add(
                 DeploymentMemberRow(deployment_id=deployment.id, version_id=version_row.id, role=role, percent=share)
             )
+        if fallback is not None:
+            session.add(
+                DeploymentFallbackRow(deployment_id=deployment.id, outcome_json=orjson.dumps(fallback).decode())
+            )
         session.flush()
         entity = _deployment_entity(session, policy, deployment)
         audit.append(
@@ -210,6 +222,7 @@ def _deploy(
                 "shadows": list(shadows),
                 "effective_at": entity.effective_at.isoformat(),
                 "note": note,
+                "fallback": fallback,
             },
         )
         return entity
@@ -225,9 +238,56 @@ def activate(
     shadows: Iterable[int] = (),
     at: datetime | None = None,
     note: str | None = None,
+    fallback: Mapping[str, Any] | None = None,
 ) -> Deployment:
-    """Make an approved version the champion (with an optional challenger and shadows), now or at `at`."""
-    return _deploy(registry, actor, policy, "activate", version, challenger, percent, shadows, at, note)
+    """Make an approved version the champion (with an optional challenger and shadows), now or at `at`.
+
+    `fallback` is the outcome (some of the champion's outputs, and optionally `reasons`) that the decision
+    server answers, marked degraded, when evaluating a request fails; without one, such a request is a 422."""
+    return _deploy(registry, actor, policy, "activate", version, challenger, percent, shadows, at, note, fallback)
+
+
+_FALLBACK_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "number": (int, float),
+    "bool": (bool,),
+    "string": (str,),
+    "date": (str,),
+    "list": (list,),
+}
+
+
+def checked_fallback(version: Version, fallback: Mapping[str, Any]) -> dict[str, Any]:
+    """The fallback outcome, checked against the outputs of the version it stands in for."""
+    import compiler
+
+    if not isinstance(fallback, Mapping) or not fallback:
+        raise RegistryError("invalid", 'a fallback outcome is a JSON object of outputs, e.g. {"decision": "refer"}')
+    outputs = {
+        field.name: field for field in compiler.compile_source(version.source, f"{version.policy}.policy").outputs
+    }
+    checked: dict[str, Any] = {}
+    for name, value in fallback.items():
+        if name == "reasons":
+            if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
+                raise RegistryError("invalid", "the fallback's reasons are a list of reason codes")
+        elif name not in outputs:
+            raise RegistryError(
+                "invalid",
+                f"the fallback names {name!r}, which is not an output of {version.ref} "
+                f"(its outputs: {', '.join(outputs)})",
+            )
+        else:
+            field = outputs[name]
+            kinds = _FALLBACK_TYPES.get(field.type, (object,))
+            wrong_bool = isinstance(value, bool) and field.type != "bool"
+            if value is not None and (wrong_bool or not isinstance(value, kinds)):
+                raise RegistryError("invalid", f"the fallback's {name} must be a {field.type}, not {value!r}")
+            allowed = (field.allowed or {}).get("values")
+            if value is not None and allowed is not None and value not in allowed:
+                raise RegistryError("invalid", f"the fallback's {name} must be one of {allowed}, not {value!r}")
+        checked[name] = value
+    return checked
 
 
 def rollback(registry: Registry, actor: User, policy: str, version: int, note: str | None = None) -> Deployment:

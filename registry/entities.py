@@ -130,6 +130,7 @@ class Deployment(_Record):
     shadows: tuple[int, ...] = ()
     note: str | None = None
     cancelled_by: int | None = None  # a scheduled deployment that a later decision cancelled before it took effect
+    fallback: dict[str, Any] | None = None  # answered (marked degraded) when evaluating a request fails
 
     @property
     def versions(self) -> tuple[int, ...]:
@@ -183,3 +184,45 @@ class AuditEvent(_Record):
     details: dict[str, Any]
     prev_hash: str
     hash: str
+
+
+@dataclass(frozen=True)
+class LoggedDecision(_Record):
+    """A decision as the log holds it: `record` has every `pii` value masked; `sealed_pii` is their ciphertext."""
+
+    decision_id: str
+    logged_at: datetime
+    policy: str
+    version: int | None
+    content_hash: str | None
+    arm: str
+    status: str
+    request_id: str | None
+    key_id: str | None
+    as_of: str | None
+    record: dict[str, Any]
+    sealed_pii: str | None
+    outputs: dict[str, Any] | None
+    reasons: list[str] | None
+    trace: list[str] | None
+    lists: dict[str, Any]
+    enrichment: dict[str, Any] | None
+    error: dict[str, Any] | None
+    engine: str | None
+    engine_us: int | None
+    total_us: int | None
+    shadow_of: str | None = None
+    served_by: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredResponse(_Record):
+    """What a request id got the first time: replayed to a retry with the same body."""
+
+    key_id: str
+    request_id: str
+    fingerprint: str
+    decision_id: str
+    status_code: int
+    response: bytes
+    created_at: datetime

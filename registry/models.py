@@ -277,3 +277,67 @@ class AuditEventRow(SQLModel, table=True):
     details_json: str = Field(sa_column=Column(Text, nullable=False))
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+
+
+class DeploymentFallbackRow(SQLModel, table=True):
+    """The outcome a deployment answers with (marked degraded) when evaluating a request fails: append-only."""
+
+    __tablename__ = "deployment_fallbacks"
+    deployment_id: int = Field(foreign_key="deployments.id", primary_key=True)
+    outcome_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+DECISION_STATUSES = ("decided", "input_error", "evaluation_error", "degraded")
+DECISION_ARMS = ("champion", "challenger", "shadow", "pinned")
+
+
+class DecisionRow(SQLModel, table=True):
+    """One logged decision (answered, refused for its input, failed, or degraded): append-only.
+
+    Values of `pii` inputs are never stored in `record_json` (masked there); `sealed_pii` holds them encrypted
+    with the server's key so that a replay can use them."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", DECISION_STATUSES), name="known_status"),
+        CheckConstraint(_one_of("arm", DECISION_ARMS), name="known_arm"),
+        Index("ix_decisions_policy_logged_at", "policy", "logged_at"),
+    )
+    decision_id: str = Field(max_length=36, primary_key=True)  # UUIDv7: ordered by time
+    logged_at: datetime = Field(index=True)
+    policy: str = Field(max_length=100)
+    version: int | None = None
+    content_hash: str | None = Field(default=None, max_length=64)
+    arm: str = Field(max_length=10)
+    status: str = Field(max_length=20)
+    request_id: str | None = Field(default=None, max_length=200)
+    key_id: str | None = Field(default=None, max_length=20)
+    as_of: str | None = Field(default=None, max_length=10)
+    record_json: str = Field(sa_column=Column(Text, nullable=False))
+    sealed_pii: str | None = Field(default=None, sa_column=Column(Text))
+    outputs_json: str | None = Field(default=None, sa_column=Column(Text))
+    reasons_json: str | None = Field(default=None, sa_column=Column(Text))
+    trace_json: str | None = Field(default=None, sa_column=Column(Text))
+    lists_json: str = Field(sa_column=Column(Text, nullable=False))
+    enrichment_json: str | None = Field(default=None, sa_column=Column(Text))
+    error_json: str | None = Field(default=None, sa_column=Column(Text))
+    engine: str | None = Field(default=None, max_length=20)
+    engine_us: int | None = None
+    total_us: int | None = None
+    shadow_of: str | None = Field(default=None, max_length=36)  # a shadow evaluation: the decision it shadowed
+    served_by: str | None = Field(default=None, max_length=200)
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """A request id a calling system used, per API key: the body's fingerprint and the response it got.
+
+    Rows expire after the server's idempotency TTL; this table is the only one the server deletes from."""
+
+    __tablename__ = "idempotency_keys"
+    key_id: str = Field(max_length=20, primary_key=True)
+    request_id: str = Field(max_length=200, primary_key=True)
+    fingerprint: str = Field(max_length=64)
+    decision_id: str = Field(max_length=36)
+    status_code: int
+    response_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(index=True)

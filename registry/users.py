@@ -14,7 +14,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -232,14 +233,44 @@ def list_api_keys(registry: Registry) -> list[ApiKey]:
 
 def authenticate_api_key(registry: Registry, key: str) -> ApiKey:
     """The active key whose full text is `key`, else `authentication_failed` (the message never repeats the key)."""
+    key_id, _ = _key_parts(key)
+    with registry.read() as session:
+        row = session.get(ApiKeyRow, key_id)
+        verifier = None if row is None else KeyVerifier(row.secret_hash, _key_entity(session, row))
+    return match_api_key(key, {key_id: verifier} if verifier else {})
+
+
+@dataclass(frozen=True)
+class KeyVerifier:
+    """What checking a key needs: the hash of its secret and the key (never the secret itself)."""
+
+    secret_hash: str
+    key: ApiKey
+
+
+def key_verifiers(registry: Registry) -> dict[str, KeyVerifier]:
+    """Every key by id, revoked ones included: the decision server checks keys against this table in memory,
+    so a request never waits on the database (and keys keep working while it is down)."""
+    with registry.read() as session:
+        return {
+            row.id: KeyVerifier(row.secret_hash, _key_entity(session, row)) for row in session.exec(select(ApiKeyRow))
+        }
+
+
+def _key_parts(key: str) -> tuple[str, str]:
     match = KEY_PATTERN.fullmatch(key.strip())
     if match is None:
         raise RegistryError("authentication_failed", "the API key is not in the form dk_<id>.<secret>")
     key_id, secret = match.groups()
-    with registry.read() as session:
-        row = session.get(ApiKeyRow, key_id)
-        if row is None or not hmac.compare_digest(row.secret_hash, _secret_hash(secret)):
-            raise RegistryError("authentication_failed", f"unknown API key {key_id}")
-        if row.revoked_at is not None:
-            raise RegistryError("authentication_failed", f"API key {key_id} was revoked")
-        return _key_entity(session, row)
+    return key_id, secret
+
+
+def match_api_key(key: str, verifiers: Mapping[str, KeyVerifier]) -> ApiKey:
+    """The active key whose full text is `key`, checked against `key_verifiers`, else `authentication_failed`."""
+    key_id, secret = _key_parts(key)
+    verifier = verifiers.get(key_id)
+    if verifier is None or not hmac.compare_digest(verifier.secret_hash, _secret_hash(secret)):
+        raise RegistryError("authentication_failed", f"unknown API key {key_id}")
+    if verifier.key.revoked_at is not None:
+        raise RegistryError("authentication_failed", f"API key {key_id} was revoked")
+    return verifier.key

@@ -16,7 +16,9 @@ from registry import Registry, migrate
 from registry.models import SQLModel
 from tests.conftest import REPO
 
-GUARD_COUNT = 41  # 10 append-only tables x (UPDATE, DELETE, replace), 9 insert guards, 2 update guards (0001)
+# 0001: 10 append-only tables x (UPDATE, DELETE, replace), 9 insert guards, 2 update guards;
+# 0002: decisions x (UPDATE, DELETE), deployment fallbacks x (UPDATE, DELETE, replace).
+GUARD_COUNT = 41 + 5
 
 
 def _triggers(registry: Registry) -> set[str]:
@@ -34,7 +36,7 @@ def _triggers(registry: Registry) -> set[str]:
 def test_upgrade_from_empty_makes_every_table_and_guard(database_url: str) -> None:
     registry = Registry(database_url)
     assert migrate.current_revision(registry) is None
-    assert migrate.upgrade(registry) == migrate.head_revision() == "0001"
+    assert migrate.upgrade(registry) == migrate.head_revision() == "0002"
     with registry.read() as session:
         tables = set(inspect(session.connection()).get_table_names())
     assert tables == set(SQLModel.metadata.tables) | {"alembic_version"}
@@ -59,13 +61,41 @@ def test_downgrade_to_nothing_and_up_again(database_url: str) -> None:
     registry.dispose()
 
 
+def test_upgrade_from_0001_keeps_every_record(database_url: str) -> None:
+    """A registry made by the first release gains the decision log and keeps its versions and audit chain."""
+    from registry import audit, demo, policies
+
+    registry = Registry(database_url)
+    config = migrate._config()
+    with registry.write() as session:
+        config.attributes["connection"] = session.connection()
+        command.upgrade(config, "0001")
+    demo.seed(registry)
+    before = [
+        (v.policy, v.number, v.content_hash)
+        for p in policies.list_policies(registry)
+        for v in [policies.get_version(registry, p.name)]
+    ]
+    assert migrate.upgrade(registry) == "0002"
+    after = [
+        (v.policy, v.number, v.content_hash)
+        for p in policies.list_policies(registry)
+        for v in [policies.get_version(registry, p.name)]
+    ]
+    assert after == before and len(after) == 4
+    with registry.read() as session:
+        assert audit.verify(session).ok
+    assert len(_triggers(registry)) == GUARD_COUNT
+    registry.dispose()
+
+
 def test_commands_refuse_a_database_without_the_schema(database_url: str, capsys) -> None:
     assert main(["versions", "credit_line", "--db", database_url]) == 6
     err = capsys.readouterr().err
     assert "has no tables yet: run `decide db upgrade`" in err
     assert main(["db", "upgrade", "--db", database_url]) == 0
     assert main(["db", "check", "--db", database_url]) == 0
-    assert "schema at revision 0001 (the newest)" in capsys.readouterr().out
+    assert "schema at revision 0002 (the newest)" in capsys.readouterr().out
 
 
 def test_an_unreachable_database_is_a_clear_error(capsys) -> None:

@@ -1,0 +1,239 @@
+"""The decision log's store: decisions shipped by the decision server, read back for replay and export, and the
+idempotency records of request ids.
+
+Input: decision records as plain dicts (the decision server's spool lines) or lookups by id, policy and time.
+Output: how many were new, `LoggedDecision` / `StoredResponse` entities, or batches of them for export.
+
+The log is append-only (triggers of migration 0002). Storing is idempotent: a decision id already stored is
+skipped (INSERT … ON CONFLICT DO NOTHING), which is what lets a spool be shipped again after a crash without
+storing anything twice. These writes take no registry write lock: they touch neither the audit chain nor the
+governed records, and the database's own row locking is enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
+
+from registry import audit
+from registry.database import Registry
+from registry.entities import LoggedDecision, StoredResponse
+from registry.errors import RegistryError, not_found
+from registry.models import DecisionRow, IdempotencyRow
+
+_JSON_FIELDS = {
+    "record": "record_json",
+    "outputs": "outputs_json",
+    "reasons": "reasons_json",
+    "trace": "trace_json",
+    "lists": "lists_json",
+    "enrichment": "enrichment_json",
+    "error": "error_json",
+}
+_PLAIN_FIELDS = (
+    "decision_id",
+    "policy",
+    "version",
+    "content_hash",
+    "arm",
+    "status",
+    "request_id",
+    "key_id",
+    "as_of",
+    "sealed_pii",
+    "engine",
+    "engine_us",
+    "total_us",
+    "shadow_of",
+    "served_by",
+)
+
+
+def _row_values(record: Mapping[str, Any]) -> dict[str, Any]:
+    values = {name: record.get(name) for name in _PLAIN_FIELDS}
+    for name, column in _JSON_FIELDS.items():
+        value = record.get(name)
+        values[column] = None if value is None else orjson.dumps(value).decode()
+    values["record_json"] = values["record_json"] or "{}"
+    values["lists_json"] = values["lists_json"] or "{}"
+    values["logged_at"] = audit.parse_instant(record["logged_at"])
+    return values
+
+
+def _insert(dialect: str):
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DecisionRow)
+
+
+def store_decisions(registry: Registry, records: Iterable[Mapping[str, Any]]) -> int:
+    """Store decision records (spool lines); ids already stored are skipped. Returns how many were new."""
+    rows = [_row_values(record) for record in records]
+    if not rows:
+        return 0
+    statement = _insert(registry.dialect).values(rows).on_conflict_do_nothing(index_elements=["decision_id"])
+    with registry.write(exclusive=False) as session:
+        result = session.connection().execute(statement)
+        return max(result.rowcount, 0)
+
+
+def _entity(row: DecisionRow) -> LoggedDecision:
+    def loaded(text: str | None) -> Any:
+        return None if text is None else orjson.loads(text)
+
+    return LoggedDecision(
+        decision_id=row.decision_id,
+        logged_at=row.logged_at,
+        policy=row.policy,
+        version=row.version,
+        content_hash=row.content_hash,
+        arm=row.arm,
+        status=row.status,
+        request_id=row.request_id,
+        key_id=row.key_id,
+        as_of=row.as_of,
+        record=loaded(row.record_json),
+        sealed_pii=row.sealed_pii,
+        outputs=loaded(row.outputs_json),
+        reasons=loaded(row.reasons_json),
+        trace=loaded(row.trace_json),
+        lists=loaded(row.lists_json),
+        enrichment=loaded(row.enrichment_json),
+        error=loaded(row.error_json),
+        engine=row.engine,
+        engine_us=row.engine_us,
+        total_us=row.total_us,
+        shadow_of=row.shadow_of,
+        served_by=row.served_by,
+    )
+
+
+def get_decision(registry: Registry, decision_id: str) -> LoggedDecision:
+    """The logged decision with this id, else `not_found` (it may still be on its way from a server's spool)."""
+    if not isinstance(decision_id, str) or not 1 <= len(decision_id) <= 36:
+        raise RegistryError("invalid", "a decision id is a UUID of 36 characters")
+    with registry.read() as session:
+        row = session.get(DecisionRow, decision_id)
+        if row is None:
+            raise not_found(f"decision {decision_id!r}")
+        return _entity(row)
+
+
+def known_ids(registry: Registry, decision_ids: Iterable[str]) -> set[str]:
+    """Which of these decision ids are stored."""
+    wanted = list(dict.fromkeys(decision_ids))
+    found: set[str] = set()
+    with registry.read() as session:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found.update(session.exec(select(DecisionRow.decision_id).where(col(DecisionRow.decision_id).in_(chunk))))
+    return found
+
+
+def iter_decisions(
+    registry: Registry,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    policy: str | None = None,
+    batch_size: int = 5000,
+) -> Iterator[list[LoggedDecision]]:
+    """Logged decisions in id (time) order, in batches: memory stays bounded by the batch size."""
+    after = ""
+    while True:
+        with registry.read() as session:
+            query = select(DecisionRow).where(DecisionRow.decision_id > after)
+            if since is not None:
+                query = query.where(DecisionRow.logged_at >= since)
+            if until is not None:
+                query = query.where(DecisionRow.logged_at < until)
+            if policy is not None:
+                query = query.where(DecisionRow.policy == policy)
+            rows = session.exec(query.order_by(col(DecisionRow.decision_id)).limit(batch_size)).all()
+            batch = [_entity(row) for row in rows]
+        if not batch:
+            return
+        yield batch
+        after = batch[-1].decision_id
+
+
+def count_decisions(registry: Registry, policy: str | None = None) -> int:
+    from sqlmodel import func
+
+    with registry.read() as session:
+        query = select(func.count()).select_from(DecisionRow)
+        if policy is not None:
+            query = query.where(DecisionRow.policy == policy)
+        return int(session.exec(query).one())
+
+
+def _stored(row: IdempotencyRow) -> StoredResponse:
+    return StoredResponse(
+        row.key_id,
+        row.request_id,
+        row.fingerprint,
+        row.decision_id,
+        row.status_code,
+        row.response_json.encode(),
+        row.created_at,
+    )
+
+
+def find_response(registry: Registry, key_id: str, request_id: str, ttl: timedelta) -> StoredResponse | None:
+    """The response this key's request id got, if it was used within `ttl`."""
+    with registry.read() as session:
+        row = session.get(IdempotencyRow, (key_id, request_id))
+        if row is None or row.created_at < audit.now() - ttl:
+            return None
+        return _stored(row)
+
+
+def remember_response(
+    registry: Registry,
+    key_id: str,
+    request_id: str,
+    fingerprint: str,
+    decision_id: str,
+    status_code: int,
+    response: bytes,
+    ttl: timedelta,
+) -> StoredResponse:
+    """Record the response a request id got; if another request with that id won the race, return its record.
+
+    An expired record of the same id is replaced (the id may be used again once the TTL has passed)."""
+    now = audit.now()
+    with registry.write(exclusive=False) as session:
+        session.connection().execute(
+            delete(IdempotencyRow).where(
+                col(IdempotencyRow.key_id) == key_id,
+                col(IdempotencyRow.request_id) == request_id,
+                col(IdempotencyRow.created_at) < now - ttl,
+            )
+        )
+        table = (postgresql.insert if registry.dialect == "postgresql" else sqlite.insert)(IdempotencyRow)
+        session.connection().execute(
+            table.values(
+                key_id=key_id,
+                request_id=request_id,
+                fingerprint=fingerprint,
+                decision_id=decision_id,
+                status_code=status_code,
+                response_json=response.decode(),
+                created_at=now,
+            ).on_conflict_do_nothing(index_elements=["key_id", "request_id"])
+        )
+        row = session.get(IdempotencyRow, (key_id, request_id))
+        assert row is not None
+        return _stored(row)
+
+
+def purge_responses(registry: Registry, ttl: timedelta) -> int:
+    """Delete idempotency records older than `ttl`; returns how many."""
+    with registry.write(exclusive=False) as session:
+        result = session.connection().execute(
+            delete(IdempotencyRow).where(col(IdempotencyRow.created_at) < audit.now() - ttl)
+        )
+        return max(result.rowcount, 0)
