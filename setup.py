@@ -60,6 +60,7 @@ setup(
         "click>=8.1",
         "numpy>=1.26",
         "pyarrow>=15",
+        "pluggy>=1.5",  # plugins (compiler/plugins.py): hook specifications, entry points of group "decide"
         # The registry (README, "Dependencies"): tables and sessions, schema migrations, the PostgreSQL driver,
         # password hashing.
         "sqlmodel>=0.0.45",  # UTCDateTime: aware datetimes on SQLite too

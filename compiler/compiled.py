@@ -6,26 +6,33 @@ pickles (for Spark or Dask workers), has a content hash (source hash +
 compiler version), needs no C compiler to be produced or loaded, and offers
 `evaluate` (one record) and `evaluate_batch` (a table) on the active
 implementation — the Cython kernel when built, else its pure-Python twin.
+
+A policy that calls plugin functions records their signatures (metadata
+`functions`, absent otherwise, so other policies' bytes and hashes are as
+they always were) and needs the functions again to be loaded.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from compiler import types as T
 from compiler.decision import Decision
 from compiler.evaluate.implementation import IMPLEMENTATION, Evaluator
 from compiler.evaluate.lists import PreparedLists, prepare_lists
 from compiler.evaluate.results import build_result, resolve_as_of
 from compiler.evaluate.validate_input import InputValidator
+from compiler.functions import Functions, bind_functions
 from compiler.info import PolicyInfo, policy_info
 from compiler.lower import opcodes as O
 from compiler.lower.arrays import CorruptArtefact, PolicyArrays, compile_arrays
-from compiler.lower.to_trees import lower
+from compiler.lower.to_trees import lower, type_code
 from dsl import ast
 
 COMPILER_VERSION = "0.2.0"
@@ -53,10 +60,12 @@ class CompiledPolicy:
     `PolicyInfo` and source text, so a loaded artefact knows everything the compiled one did.
     """
 
-    def __init__(self, arrays: PolicyArrays) -> None:
+    def __init__(self, arrays: PolicyArrays, functions: Functions = None) -> None:
+        """`functions`: the plugin functions the policy calls (see `from_bytes`); PluginError if one is missing."""
         self.arrays = arrays
         try:
             metadata = arrays.metadata
+            signatures = _declared_functions(arrays)
             self.info = PolicyInfo.from_json(metadata["info"])
             self.source: str = str(metadata["source"])
             for key in ("source_hash", "compiler_version"):
@@ -73,6 +82,8 @@ class CompiledPolicy:
                 raise ValueError("the input slots do not match the input declarations")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptArtefact(f"compiled policy '{arrays.name}' has unreadable metadata ({exc!r})") from None
+        # The functions it calls, by name, as it was compiled against them (none for most policies).
+        self.functions = bind_functions(arrays.name, signatures, functions) if signatures else {}
         self.store_lists: dict[str, str] = self.info.store_lists
         self.list_declarations = tuple(self.store_lists.items())  # what a PreparedLists for this policy carries
         self.validator = InputValidator(self.inputs)
@@ -91,7 +102,10 @@ class CompiledPolicy:
             "source_hash": hashlib.sha256(source.encode("utf-8")).hexdigest(),
             "compiler_version": COMPILER_VERSION,
         }
-        return cls(compile_arrays(lowered, metadata))
+        used = sorted(analysis.functions_used.values(), key=lambda spec: spec.name)
+        if used:  # only then: the metadata, and so the bytes and the hash, of every other policy are unchanged
+            metadata["functions"] = [spec.signature_json() for spec in used]
+        return cls(compile_arrays(lowered, metadata), {spec.name: spec for spec in used})
 
     @property
     def name(self) -> str:
@@ -99,22 +113,35 @@ class CompiledPolicy:
 
     @property
     def content_hash(self) -> str:
+        """SHA-256 of the compiler version and the source hash, and of the signatures of the plugin functions
+        the policy calls if it calls any (what a registry version was compiled against)."""
         metadata = self.arrays.metadata
-        return hashlib.sha256(f"{metadata['compiler_version']}\n{metadata['source_hash']}".encode()).hexdigest()
+        text = f"{metadata['compiler_version']}\n{metadata['source_hash']}"
+        if "functions" in metadata:
+            text += "\n" + json.dumps(metadata["functions"], sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def to_bytes(self) -> bytes:
         return self.arrays.to_bytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> CompiledPolicy:
-        """Load and validate a compiled policy; raises CorruptArtefact if anything is off."""
-        return cls(PolicyArrays.from_bytes(data))
+    def from_bytes(cls, data: bytes, functions: Functions = None) -> CompiledPolicy:
+        """Load and validate a compiled policy; raises CorruptArtefact if anything is off.
+
+        A policy that calls plugin functions needs them again (`functions=`, a mapping or a sequence of
+        `FunctionSpec`, with the signatures it was compiled against): PluginError (`function_not_supplied`,
+        `function_signature_changed`) otherwise. Functions it does not call are ignored.
+        """
+        return cls(PolicyArrays.from_bytes(data), functions)
 
     def __getstate__(self) -> dict[str, Any]:  # the evaluator (C pointers, a lock) is built again on load
-        return {"arrays": self.arrays}
+        state: dict[str, Any] = {"arrays": self.arrays}
+        if self.functions:  # pickled by reference, as any function is
+            state["functions"] = tuple(self.functions.values())
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["arrays"].validate())
+        self.__init__(state["arrays"].validate(), state.get("functions"))
 
     def __repr__(self) -> str:
         return f"<CompiledPolicy {self.name} {self.content_hash[:12]} nodes={self.arrays.n_nodes}>"
@@ -126,7 +153,7 @@ class CompiledPolicy:
         if evaluator is None:
             with self._evaluator_lock:
                 if self._evaluator is None:
-                    self._evaluator = Evaluator(self.arrays, self.validator.plans)
+                    self._evaluator = Evaluator(self.arrays, self.validator.plans, functions=self.functions)
                 evaluator = self._evaluator
         return evaluator
 
@@ -210,3 +237,29 @@ class CompiledPolicy:
             trace=trace,
             threads=threads,
         )
+
+
+def _declared_functions(arrays: PolicyArrays) -> list[dict[str, Any]]:
+    """The plugin functions' signatures the metadata records, checked against the calls (escapes) themselves."""
+    declared = arrays.metadata.get("functions", [])
+    if not isinstance(declared, list):
+        raise TypeError("the plugin functions are not a list")
+    by_name = {}
+    for signature in declared:
+        if set(signature) != {"name", "parameters", "result", "propagates_missing"}:
+            raise ValueError("a plugin function's signature has other keys")
+        if not (isinstance(signature["name"], str) and isinstance(signature["parameters"], list)):
+            raise TypeError("a plugin function's signature is malformed")
+        if not all(isinstance(p, str) for p in [*signature["parameters"], signature["result"]]):
+            raise TypeError("a plugin function's types are not names")
+        by_name[signature["name"]] = signature
+    for escape in arrays.escapes:
+        if escape.name != "function":
+            continue
+        signature = by_name.get(escape.detail)
+        if signature is None or len(escape.arg_types) != len(signature["parameters"]):
+            raise ValueError(f"a call of {escape.detail!r} does not match the functions the policy declares")
+        result = T.from_name(signature["result"])
+        if result is None or escape.result_type != type_code(result):
+            raise ValueError(f"a call of {escape.detail!r} has another result type than the function declares")
+    return declared

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from itertools import pairwise
 from typing import Any
 
+from compiler.functions import Functions
 from compiler.policy import analyse_source
 from dsl import ast
 from dsl.diagnostics import Span
@@ -162,10 +163,13 @@ class PolicyDiff:
         return "\n".join(change.render() for change in self.changes)
 
 
-def semantic_diff(old_source: str, new_source: str, old_name: str = "old", new_name: str = "new") -> PolicyDiff:
-    """The semantic changes from `old_source` to `new_source`; raises `PolicyError` if either does not check."""
-    old_tree = _checked_tree(old_source, old_name)
-    new_tree = _checked_tree(new_source, new_name)
+def semantic_diff(
+    old_source: str, new_source: str, old_name: str = "old", new_name: str = "new", functions: Functions = None
+) -> PolicyDiff:
+    """The semantic changes from `old_source` to `new_source`; raises `PolicyError` if either does not check
+    (with `functions`, the plugin functions they may call)."""
+    old_tree = _checked_tree(old_source, old_name, functions)
+    new_tree = _checked_tree(new_source, new_name, functions)
     failed = [result for result in (old_tree, new_tree) if isinstance(result, PolicyError)]
     if len(failed) == 1:
         raise failed[0]
@@ -177,8 +181,8 @@ def semantic_diff(old_source: str, new_source: str, old_name: str = "old", new_n
     return PolicyDiff(tuple(_policy_changes(old_tree, new_tree)), old_name, new_name)
 
 
-def _checked_tree(source: str, filename: str) -> ast.Policy | PolicyError:
-    tree, _analysis, text, diagnostics = analyse_source(source, filename)
+def _checked_tree(source: str, filename: str, functions: Functions) -> ast.Policy | PolicyError:
+    tree, _analysis, text, diagnostics = analyse_source(source, filename, functions)
     if tree is None or any(d.is_error for d in diagnostics):
         return PolicyError(diagnostics, text)
     return tree

@@ -169,7 +169,7 @@ def explain_path(
     arrays = source.arrays
     values = policy.compiled.validator.validate(record, ignore_extra=ignore_extra)
     visits: list[tuple[int, str]] = []
-    prepared = Prepared(arrays)
+    prepared = Prepared(arrays, policy.compiled.functions)
     outputs, trace = evaluate_arrays(
         prepared, values, resolve_as_of(as_of), prepare_lists(policy.store_lists, lists), visits=visits
     )

@@ -4,7 +4,9 @@
 `dsl.parse` -> the checking passes (`compiler.check.passes.PASSES`) — and return a
 `Policy`, or raise `PolicyError` with every diagnostic sorted by location.
 `check_source` runs the same stages but returns the diagnostics instead of
-raising, for `decide check` and editors.
+raising, for `decide check` and editors. Each takes `functions=`: the plugin
+functions (`compiler.plugins.FunctionSpec`) the policy may call, none unless
+given, so that compiling never depends on what happens to be installed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from compiler.evaluate.lists import PreparedList, PreparedLists, prepare_lists
 from compiler.evaluate.reference import evaluate_reference
 from compiler.evaluate.results import build_result, resolve_as_of
 from compiler.evaluate.validate_input import validate_input
+from compiler.functions import Functions, function_table
 from compiler.info import FieldInfo, PolicyInfo, policy_info
 from dsl import ast
 from dsl.diagnostics import ERROR, Diagnostic, Span
@@ -49,6 +52,8 @@ class Policy:
         self.compiled = CompiledPolicy.from_policy(tree, analysis, source)
         self.source_hash: str = self.compiled.arrays.metadata["source_hash"]
         self.content_hash: str = self.compiled.content_hash
+        # The plugin functions it calls (FunctionSpec by name); the content hash includes their signatures.
+        self.functions = self.compiled.functions
 
     @property
     def name(self) -> str:
@@ -75,8 +80,11 @@ class Policy:
 
     def __reduce__(self):
         # The analysis keys its side tables by id() of AST nodes, which do not survive pickling:
-        # a pickled Policy is its source, compiled again where it is loaded (compiling is deterministic).
-        return (compile_source, (self.source, self.filename))
+        # a pickled Policy is its source, compiled again where it is loaded (compiling is deterministic),
+        # with the plugin functions it calls (pickled by reference, as any function is).
+        if not self.functions:
+            return (compile_source, (self.source, self.filename))
+        return (_compile_again, (self.source, self.filename, tuple(self.functions.values())))
 
     def evaluate(
         self,
@@ -154,16 +162,17 @@ def _collector_paused():
 
 
 def analyse_source(
-    text: str | bytes, filename: str = "<policy>"
+    text: str | bytes, filename: str = "<policy>", functions: Functions = None
 ) -> tuple[ast.Policy | None, Analysis | None, str | None, list[Diagnostic]]:
     """Parse and check; returns (ast, analysis, decoded source, diagnostics sorted by location)."""
+    table = function_table(functions)  # a bad `functions=` is the caller's error (PluginError), before parsing
     with _collector_paused():
         try:
             source = dsl.decode_source(text, filename)
             tree = dsl.parse(source, filename)
         except PolicySyntaxError as exc:
             return None, None, exc.source, exc.diagnostics
-        analysis = Analysis(tree, filename, source)
+        analysis = Analysis(tree, filename, source, functions=table)
         run_passes(analysis)
     diagnostics = sorted(analysis.diagnostics, key=Diagnostic.sort_key)
     if analysis.truncated:
@@ -178,14 +187,22 @@ def analyse_source(
     return tree, analysis, source, diagnostics
 
 
-def check_source(text: str | bytes, filename: str = "<policy>") -> list[Diagnostic]:
-    """Every diagnostic (errors and warnings) for a policy text, sorted by location; never raises PolicyError."""
-    return analyse_source(text, filename)[3]
+def check_source(text: str | bytes, filename: str = "<policy>", functions: Functions = None) -> list[Diagnostic]:
+    """Every diagnostic (errors and warnings) for a policy text, sorted by location; never raises PolicyError.
+
+    `functions` are the plugin functions the policy may call (a mapping by name or a sequence of
+    `compiler.plugins.FunctionSpec`); any other call is an `unknown_function` error.
+    """
+    return analyse_source(text, filename, functions)[3]
 
 
-def compile_source(text: str | bytes, filename: str = "<policy>") -> Policy:
-    """Parse and check policy text; return a `Policy` or raise `PolicyError` listing every problem."""
-    tree, analysis, source, diagnostics = analyse_source(text, filename)
+def compile_source(text: str | bytes, filename: str = "<policy>", functions: Functions = None) -> Policy:
+    """Parse and check policy text; return a `Policy` or raise `PolicyError` listing every problem.
+
+    `functions` are the plugin functions the policy may call (see `check_source`); the compiled policy
+    records the signatures of the ones it calls, and its content hash includes them.
+    """
+    tree, analysis, source, diagnostics = analyse_source(text, filename, functions)
     if tree is None or analysis is None or any(d.is_error for d in diagnostics):
         raise PolicyError(diagnostics, source)
     policy = Policy(tree, analysis, source or "", filename)
@@ -212,6 +229,11 @@ def _file_problem(path: Path, code: str, message: str) -> Diagnostic:
     return Diagnostic(ERROR, code, message, Span(str(path), 0, 0, 0, 0))
 
 
-def compile_file(path: str | Path) -> Policy:
+def compile_file(path: str | Path, functions: Functions = None) -> Policy:
     """Read, parse and check a `.policy` file; see `compile_source`."""
-    return compile_source(read_policy_file(path), str(path))
+    return compile_source(read_policy_file(path), str(path), functions)
+
+
+def _compile_again(source: str, filename: str, functions: tuple) -> Policy:
+    """What a pickled Policy that calls plugin functions is loaded with (`Policy.__reduce__`)."""
+    return compile_source(source, filename, functions)

@@ -1,6 +1,7 @@
 """The type model shared by the checker, the evaluators and input validation.
 
-Input: type names from the AST (`TypeRef`). Output: `Type` values with the
+Input: type names from the AST (`TypeRef`), or written out as a plugin
+function declares them (`"list of int"`). Output: `Type` values with the
 widening rule of spec §4 (`int` widens to `number`) and readable names for
 error messages.
 """
@@ -62,6 +63,19 @@ def from_ref(ref: ast.TypeRef) -> Type:
             return EMPTY_RECORD_LIST
         return Type("list", SCALARS[ref.element])
     return SCALARS[ref.name]
+
+
+def from_name(text: str) -> Type | None:
+    """A type written as the language writes it (`int`, `date`, `list of string`), or None if it is not one.
+
+    Plugin functions declare their parameters and results this way; records and bare `list` have no name.
+    """
+    words = text.split() if isinstance(text, str) else []
+    if len(words) == 1:
+        return SCALARS.get(words[0])
+    if len(words) == 3 and words[:2] == ["list", "of"] and words[2] in SCALARS:
+        return Type("list", SCALARS[words[2]])
+    return None
 
 
 def assignable(value: Type, target: Type) -> bool:

@@ -64,6 +64,10 @@ class Analysis:
     # Statement index -> names it assigns; filled by check_types.
     assigned_by_statement: dict[int, set[str]] = field(default_factory=dict)
     truncated: bool = False
+    # The plugin functions the compilation was given (compiler.plugins.FunctionSpec by name), and the ones
+    # the policy calls, in the order first called: what its compiled form and content hash record.
+    functions: dict[str, Any] = field(default_factory=dict)
+    functions_used: dict[str, Any] = field(default_factory=dict)
 
     def report(self, severity: str, code: str, message: str, span: Span, notes: tuple[str, ...] = ()) -> None:
         if len(self.diagnostics) >= MAX_DIAGNOSTICS:

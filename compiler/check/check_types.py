@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 
+from compiler import functions
 from compiler import types as T
 from compiler.builtins import BUILTINS, SignatureError
 from compiler.check.analysis import COLLECT_TABLE, INPUT, LIST, OUTPUT, REASONS, SCORECARD, Analysis, Symbol
@@ -375,8 +376,11 @@ class _TypeChecker:
     def expr_call(self, node: ast.Call):
         arg_results = [self.expr(arg) for arg in node.args]
         builtin = BUILTINS.get(node.func)
+        if builtin is None and node.func in self.analysis.functions:
+            return self.plugin_call(node, self.analysis.functions[node.func], [t for t, _ in arg_results])
         if builtin is None:
-            close = difflib.get_close_matches(node.func, list(BUILTINS), n=1, cutoff=0.6)
+            known = [*BUILTINS, *self.analysis.functions]
+            close = difflib.get_close_matches(node.func, known, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]}?" if close else ""
             self.analysis.error("unknown_function", f"unknown function '{node.func}'{hint}", node.span)
             return T.ERROR, True
@@ -396,6 +400,18 @@ class _TypeChecker:
         if builtin.propagates_missing:
             return result, any(nullables)
         return result, all(nullables)
+
+    def plugin_call(self, node: ast.Call, spec, arg_types: list[Type]):
+        """A plugin function's call, checked against its declared signature: a wrong count at the call, a
+        wrong type at the argument. Its result may be missing whatever the arguments (the plugin may say so)."""
+        self.analysis.functions_used.setdefault(spec.name, spec)
+        whole, by_argument = functions.check_call(spec, arg_types)
+        if whole is not None:
+            self.analysis.error("bad_call", whole, node.span)
+            return T.ERROR, True
+        for index, problem in by_argument:
+            self.analysis.error("bad_call", problem, node.args[index].span)
+        return (T.ERROR if by_argument else functions.result_type(spec)), True
 
     def expr_negate(self, node: ast.Negate):
         value_type, nullable = self.expr(node.operand)

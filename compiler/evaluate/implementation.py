@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import os
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -52,9 +53,18 @@ class Evaluator:
     builds its own machine (kernel) or frame (pure-Python kernel).
     """
 
-    def __init__(self, arrays: PolicyArrays, input_plans: list[tuple] | None = None, *, kernel: bool = True) -> None:
-        """`kernel=False` runs every row on the pure-Python kernel (to compare the two in one process)."""
-        self.prepared = Prepared(arrays)
+    def __init__(
+        self,
+        arrays: PolicyArrays,
+        input_plans: list[tuple] | None = None,
+        *,
+        kernel: bool = True,
+        functions: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`kernel=False` runs every row on the pure-Python kernel (to compare the two in one process).
+        `functions` are the plugin functions the policy calls (`FunctionSpec` by name): the kernel bails on
+        a row that reaches a call, and the pure-Python kernel calls them."""
+        self.prepared = Prepared(arrays, functions)
         self.kernel = _kernel.Runner(arrays) if kernel and _kernel is not None else None
         # The input validator's fast checks, for vouching for plainly valid raw records (_vouch.pyx).
         self.input_checks = None if self.kernel is None or input_plans is None else _vouch.input_checks(input_plans)

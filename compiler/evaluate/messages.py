@@ -31,6 +31,7 @@ VALUE_OUT_OF_RANGE = "value_out_of_range"
 
 HIDDEN_VALUE = "this value (not shown: the policy has pii inputs)"
 HIDDEN_ARGUMENT = "invalid argument (not shown: the policy has pii inputs)"
+HIDDEN_DETAIL = "its message is not shown: the policy has pii inputs"
 _UNKNOWN_PLACE = Span("<policy>", 0, 0, 0, 0)
 
 
@@ -85,6 +86,18 @@ def unique_rows_overlap(rows: list[int]) -> Message:
 def builtin_failed(function: str, detail: str) -> Message:
     """`detail` is the problem's own text, or HIDDEN_ARGUMENT when the policy has pii inputs."""
     return Message(f"{function}: {detail}", "builtin_failed")
+
+
+def function_failed(function: str, detail: str) -> Message:
+    """A plugin function raised; `detail` is the exception's type and text (only its type with pii inputs)."""
+    return Message(f"the plugin function {function} failed ({detail})", "function_failed")
+
+
+def function_bad_result(function: str, declared: str, given: str) -> Message:
+    """A plugin function returned a value of another type than it declares; `given` describes it, never shows it."""
+    return Message(
+        f"the plugin function {function} returned {given}, but it declares a {declared} result", "function_bad_result"
+    )
 
 
 def list_not_supplied(name: str) -> Message:

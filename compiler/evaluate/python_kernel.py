@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from compiler.check.fold_constants import show_value
 from compiler.evaluate import messages
+from compiler.functions import FunctionFailure, call_function
 from compiler.lower import opcodes as O
 from compiler.lower.arrays import ARRAY_FIELDS, CorruptArtefact, PolicyArrays
 from compiler.values import (
@@ -41,10 +43,12 @@ class _Stop(Exception):
 
 
 class Prepared:
-    """A `PolicyArrays` with its arrays as Python lists (indexing a list is much faster than numpy)."""
+    """A `PolicyArrays` with its arrays as Python lists (indexing a list is much faster than numpy), and the
+    plugin functions its calls run (`FunctionSpec` by name; bound by `CompiledPolicy`)."""
 
-    def __init__(self, arrays: PolicyArrays) -> None:
+    def __init__(self, arrays: PolicyArrays, functions: Mapping[str, Any] | None = None) -> None:
         self.arrays = arrays
+        self.functions: Mapping[str, Any] = functions or {}
         for name in ARRAY_FIELDS:
             setattr(self, name, getattr(arrays, name).tolist())
         self.strings = arrays.strings
@@ -664,18 +668,36 @@ def run_escape(frame: Frame, index: int, values: list[float], missing: list[bool
     args_missing = missing[len(missing) - count :] if count else []
     if count:
         del values[-count:], missing[-count:]
-    if any(args_missing):
+    if escape.name == "function":
+        args = [None if gone else frame.decode(v, t) for v, gone, t in zip(args_values, args_missing, escape.arg_types)]
+        result = _function_value(frame, escape, args, pc)
+    elif any(args_missing):
         values.append(0.0)
         missing.append(True)
         return
-    args = [frame.decode(value, type_) for value, type_ in zip(args_values, escape.arg_types)]
-    result = _escape_value(frame, escape, args, pc)
+    else:
+        args = [frame.decode(value, type_) for value, type_ in zip(args_values, escape.arg_types)]
+        result = _escape_value(frame, escape, args, pc)
     if result is None:
         values.append(0.0)
         missing.append(True)
     else:
         values.append(frame.encode(result, escape.result_type))
         missing.append(False)
+
+
+def _function_value(frame: Frame, escape, args: list[Any], pc: int) -> Any:
+    """A plugin function's call (None arguments are missing): as the reference runs it, through `call_function`."""
+    spec = frame.p.functions.get(escape.detail)
+    if spec is None:  # CompiledPolicy binds every function its calls name; a bare Prepared may lack them
+        raise frame.fail(
+            messages.Message(f"the plugin function {escape.detail} was not supplied", "function_not_supplied"),
+            frame.p.code_span[pc],
+        )
+    try:
+        return call_function(spec, args, reveal=frame.p.arrays.reveal_values)
+    except FunctionFailure as exc:
+        raise frame.fail(exc.message, frame.p.code_span[pc]) from None
 
 
 def _escape_value(frame: Frame, escape, args: list[Any], pc: int) -> Any:

@@ -19,6 +19,7 @@ from compiler.check.analysis import Analysis
 from compiler.check.check_types import allowed_values, describe_constraint, value_allowed
 from compiler.check.fold_constants import show_value
 from compiler.evaluate import messages
+from compiler.functions import FunctionFailure, call_function
 from compiler.values import ValueProblem, check_int, check_number
 from dsl import ast
 from dsl.diagnostics import Span
@@ -318,7 +319,9 @@ class _Evaluation:
         return value.get(node.field)
 
     def eval_call(self, node: ast.Call):
-        builtin = BUILTINS[node.func]
+        builtin = BUILTINS.get(node.func)
+        if builtin is None:
+            return self._plugin_call(node, self.analysis.functions[node.func])
         args = [self._eval(arg) for arg in node.args]
         if builtin.propagates_missing and any(arg is None for arg in args):
             return None
@@ -328,6 +331,14 @@ class _Evaluation:
             detail = str(exc) if self.reveal_values else messages.HIDDEN_ARGUMENT
             raise self.context.fail(messages.builtin_failed(node.func, detail), node.span) from None
         return self._as_typed(node, self._checked(result, node.span))
+
+    def _plugin_call(self, node: ast.Call, spec):
+        """A plugin function: arguments converted and the result checked by `call_function`, as the kernels do."""
+        args = [self._eval(arg) for arg in node.args]
+        try:
+            return call_function(spec, args, reveal=self.reveal_values)
+        except FunctionFailure as exc:
+            raise self.context.fail(exc.message, node.span) from None
 
     def _as_column_type(self, column: str, value):
         """A table column typed `number` holds floats even where a row gives a whole number."""

@@ -661,6 +661,10 @@ class _Lowering:
             code.append((_NATIVE_CALLS[expr.func], 0.0, span))
         elif expr.func in _ESCAPED_CALLS:
             code.append((O.OP_ESCAPE, float(self.escape(expr.func, arg_types, result)), span))
+        elif expr.func in self.analysis.functions_used:
+            # A plugin function: an escape the kernel never runs itself (its kind is E_PYTHON), so a row that
+            # reaches one bails to the pure-Python kernel, which calls the function.
+            code.append((O.OP_ESCAPE, float(self.escape("function", arg_types, result, expr.func)), span))
         else:  # pragma: no cover
             raise InternalCompilerError(f"unknown function {expr.func}")
 
