@@ -245,8 +245,18 @@ def plugin_manager(load_entry_points: bool = True, plugins: Iterable[object] = (
     for plugin in plugins:
         # A module also installed as an entry point is registered once (pluggy refuses it twice).
         if not manager.is_registered(plugin):
-            manager.register(plugin)
+            manager.register(plugin, name=_plugin_name(manager, plugin))
     return manager
+
+
+def _plugin_name(manager: pluggy.PluginManager, plugin: object) -> str:
+    """A module's name, or an instance's class name (pluggy's default would be its id()), made unique."""
+    name = getattr(plugin, "__name__", None) or type(plugin).__qualname__
+    unique, count = name, 1
+    while manager.has_plugin(unique):
+        count += 1
+        unique = f"{name}#{count}"
+    return unique
 
 
 _Spec = TypeVar("_Spec", FunctionSpec, ListSource, Enricher, Listener)
@@ -258,8 +268,7 @@ def _collect(manager: pluggy.PluginManager, hook: str, spec_type: type[_Spec]) -
     owner: dict[str, str] = {}
     problems: list[str] = []
     word = {FunctionSpec: "function", ListSource: "list source", Enricher: "enricher", Listener: "listener"}[spec_type]
-    # pluggy lists implementations last registered first; the order plugins were registered in reads better.
-    for impl in reversed(getattr(manager.hook, hook).get_hookimpls()):
+    for impl in getattr(manager.hook, hook).get_hookimpls():  # in the order the plugins were registered
         if impl.hookwrapper or impl.wrapper:
             continue  # a wrapper wraps the others' calls; called alone it would be a generator
         plugin = impl.plugin_name

@@ -90,13 +90,13 @@ def builtin_failed(function: str, detail: str) -> Message:
 
 def function_failed(function: str, detail: str) -> Message:
     """A plugin function raised; `detail` is the exception's type and text (only its type with pii inputs)."""
-    return Message(f"the plugin function {function} failed ({detail})", "function_failed")
+    return Message(f"the plugin function {function} failed: {detail}", "function_failed")
 
 
 def function_bad_result(function: str, declared: str, given: str) -> Message:
     """A plugin function returned a value of another type than it declares; `given` describes it, never shows it."""
     return Message(
-        f"the plugin function {function} returned {given}, but it declares a {declared} result", "function_bad_result"
+        f"the plugin function {function} returned {given}, not {declared} as it declares", "function_bad_result"
     )
 
 
