@@ -45,7 +45,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(
-        include=["dsl", "dsl.*", "compiler", "compiler.*", "registry", "registry.*", "decide_cli", "decide_cli.*"]
+        include=["dsl", "dsl.*", "compiler", "compiler.*", "registry", "registry.*", "decide_cli", "decide_cli.*", "decision_server", "decision_server.*"]
     ),
     package_data={
         "dsl": ["grammar.lark"],
@@ -68,6 +68,12 @@ setup(
         "alembic>=1.13",
         "psycopg[binary]>=3.1",
         "argon2-cffi>=23.1",
+        # The decision server (README, "Dependencies"): the web framework and its WSGI server, Prometheus
+        # metrics that add up across gunicorn's workers, sealing personal data in the decision log.
+        "flask>=3.0",
+        "gunicorn>=22",
+        "prometheus_client>=0.20",
+        "cryptography>=42",
     ],
     extras_require={
         "test": [
@@ -79,6 +85,8 @@ setup(
             "jsonschema>=4.20",
             # A throwaway PostgreSQL cluster per test session (tests/databases.py).
             "pytest-postgresql>=10,<11",
+            # Property-based tests of the HTTP API against its own OpenAPI document.
+            "schemathesis>=3.30,<4",
         ],
         # The peers the benchmarks compare against (benchmarks/test_bench_peers.py): GoRules zen-engine, and
         # Cython to build the hand-written columnar loop. A missing peer fails its benchmark.

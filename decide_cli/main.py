@@ -26,6 +26,7 @@ from compiler.evaluate.results import resolve_as_of
 from compiler.testcases import TestFileError, find_test_files, load_cases, run_cases
 from decide_cli.governance import RegistryExit, register
 from decide_cli.inputs import InputFileError, read_list_file, read_records
+from decide_cli.server import register as register_server
 from dsl.errors import DecideError, EvaluationError, InputError, PolicyError
 
 EXIT_OK, EXIT_POLICY, EXIT_INPUT, EXIT_EVALUATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3, 64, 70
@@ -380,6 +381,7 @@ def version() -> None:
 
 
 register(cli)
+register_server(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,187 @@
+"""The Flask application: `create_app(config)` builds the decision API (and, in a later release, mounts the
+admin UI in the same factory).
+
+Input: a `ServerConfig` or a mapping of settings (layered over DECIDE_SERVER_* variables and the defaults).
+Output: a Flask app whose views only move bytes: each decodes the request, calls the `DecisionService`, and
+encodes the `Reply` or the `ApiError` with orjson. Every route is in `ROUTES`; every error, from a view or from
+Werkzeug itself (unknown path, wrong method, body too large), is the JSON body `{"error": {...}}` — never a
+traceback, never an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from compiler.evaluate import implementation
+from compiler.evaluate.json_input import JsonInputError, loads
+from decision_server import metrics, openapi
+from decision_server.config import ServerConfig, load_config
+from decision_server.errors import ApiError, from_json
+from decision_server.plugins import Plugins
+from decision_server.service import DecisionService, Reply
+
+log = logging.getLogger("decide.server")
+
+_HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 400: "invalid_request"}
+
+
+def _encode(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+    data = body.contents if isinstance(body, orjson.Fragment) else orjson.dumps(body)  # a stored response is bytes
+    response = Response(data, status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _error_response(error: ApiError) -> Response:
+    return _encode(error.status, error.body())
+
+
+def _body(required: bool = True) -> Any:
+    """The request's JSON body, strictly decoded (duplicate keys, NaN and big integers are errors)."""
+    if request.content_length is None and not request.data and not required:
+        return None
+    if request.mimetype != "application/json":
+        raise ApiError(
+            "unsupported_media_type",
+            f"send the body as application/json, not {request.mimetype or 'no content type'}",
+        )
+    data = request.get_data(cache=False)
+    if not data and not required:
+        return None
+    try:
+        return loads(data)
+    except JsonInputError as exc:
+        raise from_json(exc) from None
+
+
+def create_app(
+    config: ServerConfig | Mapping[str, Any] | None = None,
+    *,
+    admin: bool = False,
+    plugins: Plugins | None = None,
+) -> Flask:
+    """The decision server's Flask app. Nothing connects to the database here (gunicorn preloads the app and
+    forks): the service starts in each worker after fork, or on the first request."""
+    settings = load_config(config)
+    app = Flask("decision_server")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["DECIDE"] = settings
+    service = DecisionService(settings, plugins)
+    app.extensions["decide"] = service
+
+    def decision_view(handler: Callable[..., Reply], needs_body: bool = True, metric: bool = False):
+        def view(**parameters: str) -> Response:
+            service.start()
+            started = time.perf_counter()
+            policy, reply = parameters.get("policy", ""), None
+            try:
+                key = service.authenticate(request.headers.get("Authorization"))
+                body = _body(required=needs_body) if request.method == "POST" else None
+                reply = handler(key, body=body, started=started, **parameters)
+                response = _encode(reply.status, reply.body, reply.headers)
+            except ApiError as exc:
+                response = _error_response(exc)
+            if metric:
+                body = reply.body if reply is not None and isinstance(reply.body, dict) else {}
+                metrics.REQUESTS.labels(
+                    policy, str(body.get("version", "")), body.get("arm", ""), response.status_code
+                ).inc()
+                metrics.REQUEST_SECONDS.labels(policy).observe(time.perf_counter() - started)
+            return response
+
+        view.__name__ = handler.__name__
+        return view
+
+    def decide(key, body, started, policy):
+        return service.decide(key, policy, body, started)
+
+    def decide_batch(key, body, started, policy):
+        return service.decide_batch(key, policy, body, started)
+
+    def get_decision(key, body, started, decision_id):
+        return service.get_logged(key, decision_id)
+
+    def replay(key, body, started, decision_id):
+        return service.replay(key, decision_id, body)
+
+    def list_policies(key, body, started):
+        return service.list_policies(key)
+
+    def get_policy(key, body, started, policy):
+        return service.describe_policy(key, policy)
+
+    routes = [
+        ("/v1/decisions/<policy>", "POST", decision_view(decide, metric=True)),
+        ("/v1/decisions/<policy>/batch", "POST", decision_view(decide_batch, metric=True)),
+        ("/v1/decisions/<decision_id>", "GET", decision_view(get_decision)),
+        ("/v1/decisions/<decision_id>/replay", "POST", decision_view(replay, needs_body=False)),
+        ("/v1/policies", "GET", decision_view(list_policies)),
+        ("/v1/policies/<policy>", "GET", decision_view(get_policy)),
+    ]
+    for rule, method, view in routes:
+        app.add_url_rule(rule, endpoint=f"{method.lower()}_{view.__name__}", view_func=view, methods=[method])
+
+    @app.get("/v1/openapi.json")
+    def openapi_document() -> Response:
+        return _encode(200, openapi.document())
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return _encode(200, {"status": "up", "engine": implementation.IMPLEMENTATION})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        service.start()
+        reply = service.readiness()
+        return _encode(reply.status, reply.body)
+
+    @app.get("/metrics")
+    def metrics_view() -> Response:
+        data, content_type = metrics.exposition()
+        return Response(data, mimetype=content_type.split(";")[0])
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> Response:
+        return _error_response(exc)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> Response:
+        return _error_response(
+            ApiError(
+                "body_too_large",
+                f"the body is larger than {settings.max_body_bytes} bytes",
+                {"limit": settings.max_body_bytes},
+            )
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        kind = _HTTP_KINDS.get(status, "invalid_request" if status < 500 else "internal")
+        message = {404: f"no such endpoint: {request.path}", 405: f"{request.method} is not allowed on {request.path}"}
+        return _error_response(ApiError(kind, message.get(status, exc.name), status=status))
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception) -> Response:
+        # The traceback goes to the server log, without the exception's message (it could quote an input).
+        incident = str(uuid.uuid4())
+        log.error(
+            "internal error %s: %s\n%s", incident, type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__))
+        )
+        return _error_response(
+            ApiError("internal", f"an internal error occurred (incident {incident})", {"incident": incident})
+        )
+
+    if admin:
+        raise NotImplementedError("the admin UI is not part of this release")
+    return app

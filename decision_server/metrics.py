@@ -1,0 +1,73 @@
+"""Prometheus metrics of the decision server, correct under gunicorn's several worker processes.
+
+Input: observations from the request path, the shipper and the background threads. Output: the Prometheus
+text exposition for `/metrics`. When PROMETHEUS_MULTIPROC_DIR is set (decide serve sets it, before this module
+is imported, and wipes it at start), every worker writes its values to that directory and `/metrics` sums them
+with a `MultiProcessCollector`; otherwise (one process, the Flask test client) the default registry is used.
+
+Labels never carry input values: policy, version, arm, HTTP status, and for outcomes only outputs whose values
+are a declared set (`in {...}`) or booleans, so no personal value and no unbounded label can reach a metric.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+REQUESTS = Counter(
+    "decide_requests",
+    "Decision requests by policy, version, arm and HTTP status",
+    ["policy", "version", "arm", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "decide_request_seconds", "Server time of a decision request", ["policy"], buckets=LATENCY_BUCKETS
+)
+ENGINE_SECONDS = Histogram(
+    "decide_engine_seconds",
+    "Engine time (validation and evaluation) of a decision",
+    ["policy"],
+    buckets=LATENCY_BUCKETS,
+)
+OUTCOMES = Counter(
+    "decide_decision_outcomes",
+    "Decisions by output value (outputs with a declared set of values)",
+    ["policy", "output", "value"],
+)
+LOG_BACKLOG = Gauge(
+    "decide_decision_log_backlog", "Decisions spooled and not yet stored in the database", multiprocess_mode="livesum"
+)
+LOG_SHIPPED = Counter("decide_decision_log_shipped", "Decisions stored in the database from the spool")
+LOG_SHIP_FAILURES = Counter("decide_decision_log_ship_failures", "Failed attempts to store spooled decisions")
+SHADOW_DROPPED = Counter("decide_shadow_dropped", "Shadow evaluations dropped because their queue was full")
+SHADOW_SECONDS = Histogram(
+    "decide_shadow_seconds", "Engine time of shadow evaluations", ["policy"], buckets=LATENCY_BUCKETS
+)
+LISTENER_FAILURES = Counter("decide_listener_failures", "Decision listeners that raised", ["listener"])
+ENRICHER_FAILURES = Counter("decide_enricher_failures", "Enrichers that failed or timed out", ["enricher"])
+SWAPS = Counter("decide_deployment_swaps", "Deployments swapped in by a worker", ["policy"])
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text and its content type."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)

@@ -1,0 +1,233 @@
+"""The decision log's local durable spool, and the shipper that moves it into the database.
+
+Input: decision records (dicts of JSON values), appended by request threads before their response is sent.
+Output: the same records stored in the registry's `decisions` table, in batches, exactly once.
+
+How nothing is lost:
+- Each worker process appends to its own segment file (`<time>-<pid>.spool`, one JSON line per decision) with a
+  single `write(2)` per decision, under the segment's exclusive `flock`. Once `write` returns, the line is in the
+  operating system's page cache: it survives the process being killed (even `kill -9`), not a power loss. With
+  `spool_fsync = "always"` the line is also fsynced before the response; by default the shipper fsyncs each
+  interval, so a power loss can cost the decisions of the last interval (0.2 s).
+- The shipper thread of each worker ships its own segments from the offset it reached, and any segment whose
+  lock it can take — one whose writer died — from the start. A segment is deleted only after every line of it
+  is stored. Storing skips ids already stored, so a segment shipped twice (a worker killed after storing,
+  before deleting) stores nothing twice.
+- While the database is down, shipping fails, backs off (doubling, with jitter, up to 5 s) and retries; the
+  spool grows, and requests go on being answered. `backlog()` is how many lines wait.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("decide.server.spool")
+SUFFIX = ".spool"
+
+
+@dataclass
+class _Segment:
+    path: Path
+    descriptor: int
+    size: int = 0
+    shipped: int = 0  # bytes of complete lines already stored
+    lines: int = 0
+    shipped_lines: int = 0
+    closed: bool = False
+
+
+class Spool:
+    """One worker's append-only spool (create it in the worker, after fork)."""
+
+    def __init__(self, directory: Path, segment_bytes: int = 8 << 20, fsync_always: bool = False) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = segment_bytes
+        self.fsync_always = fsync_always
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._segments: list[_Segment] = []
+        self._open_segment()
+
+    def _open_segment(self) -> None:
+        # Lock under a temporary name, then rename: a shipper looking for orphans never sees an unlocked segment.
+        path = self.directory / f"{time.time_ns():020d}-{self.pid}{SUFFIX}"
+        temporary = path.with_suffix(".new")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(temporary, path)
+        self._segments.append(_Segment(path, descriptor))
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        line = orjson.dumps(record) + b"\n"
+        with self._lock:
+            segment = self._segments[-1]
+            written = os.write(segment.descriptor, line)
+            while written < len(line):  # a short write (a full disk raises instead)
+                written += os.write(segment.descriptor, line[written:])
+            if self.fsync_always:
+                os.fsync(segment.descriptor)
+            segment.size += len(line)
+            segment.lines += 1
+            if segment.size >= self.segment_bytes:
+                segment.closed = True
+                self._open_segment()
+
+    def backlog(self) -> int:
+        with self._lock:
+            return sum(segment.lines - segment.shipped_lines for segment in self._segments)
+
+    def sync(self) -> None:
+        with self._lock:
+            descriptors = [segment.descriptor for segment in self._segments]
+        for descriptor in descriptors:
+            try:
+                os.fsync(descriptor)
+            except OSError:
+                pass
+
+    def ship(self, store: Callable[[list[dict[str, Any]]], None], batch: int) -> int:
+        """Store what this worker has not shipped yet; returns how many lines were stored."""
+        with self._lock:
+            segments = list(self._segments)
+        shipped = 0
+        for segment in segments:
+            with open(segment.path, "rb") as handle:
+                handle.seek(segment.shipped)
+                data = handle.read(max(segment.size - segment.shipped, 0))
+            end = data.rfind(b"\n") + 1
+            for records, used in _batches(data[:end], batch):
+                store(records)
+                with self._lock:
+                    segment.shipped += used
+                    segment.shipped_lines += len(records)
+                shipped += len(records)
+            with self._lock:
+                if segment.closed and segment.shipped >= segment.size:
+                    os.close(segment.descriptor)
+                    segment.path.unlink(missing_ok=True)
+                    self._segments.remove(segment)
+        return shipped
+
+    def close(self) -> None:
+        """Release the segments; those fully shipped are deleted, the rest wait for the next shipper."""
+        with self._lock:
+            for segment in self._segments:
+                if segment.shipped >= segment.size:
+                    segment.path.unlink(missing_ok=True)
+                os.close(segment.descriptor)
+            self._segments.clear()
+
+
+def _batches(data: bytes, batch: int) -> Iterable[tuple[list[dict[str, Any]], int]]:
+    """Complete lines as records, `batch` at a time, each with the bytes it used."""
+    records: list[dict[str, Any]] = []
+    start = used = 0
+    while start < len(data):
+        end = data.index(b"\n", start) + 1
+        try:
+            records.append(orjson.loads(data[start:end]))
+        except orjson.JSONDecodeError:
+            log.error("spool: skipped a damaged line of %d bytes", end - start)
+        used += end - start
+        start = end
+        if len(records) >= batch:
+            yield records, used
+            records, used = [], 0
+    if records or used:
+        yield records, used
+
+
+def ship_orphans(directory: Path, store: Callable[[list[dict[str, Any]]], None], batch: int, own: set[Path]) -> int:
+    """Ship every segment whose writer is gone (its lock is free), then delete it; returns lines stored."""
+    shipped = 0
+    for path in sorted(Path(directory).glob("*" + SUFFIX)):
+        if path in own:
+            continue
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its writer is alive
+            if not path.exists():
+                continue  # another shipper finished it while we waited
+            with os.fdopen(os.dup(descriptor), "rb") as handle:
+                data = handle.read()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):
+                log.error("spool: %s ends with a torn line of %d bytes (not stored)", path.name, len(data) - end)
+            for records, _ in _batches(data[:end], batch):
+                store(records)
+                shipped += len(records)
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(descriptor)
+    return shipped
+
+
+@dataclass
+class Shipper:
+    """The background thread that ships one worker's spool (and orphaned segments) to the database."""
+
+    spool: Spool
+    store: Callable[[list[dict[str, Any]]], None]
+    interval: float = 0.2
+    batch: int = 500
+    on_shipped: Callable[[int], None] = lambda count: None
+    on_failure: Callable[[Exception], None] = lambda exc: None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    failures: int = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="decide-shipper", daemon=True)
+        self._thread.start()
+
+    def ship_once(self) -> int:
+        own = {segment.path for segment in self.spool._segments}
+        count = self.spool.ship(self.store, self.batch)
+        count += ship_orphans(self.spool.directory, self.store, self.batch, own)
+        return count
+
+    def _run(self) -> None:
+        delay = self.interval
+        while not self._stop.wait(delay):
+            if not self.spool.fsync_always:
+                self.spool.sync()
+            try:
+                shipped = self.ship_once()
+            except Exception as exc:  # the database is down, or refused a batch: keep it and retry later
+                self.failures += 1
+                self.on_failure(exc)
+                delay = min(max(delay * 2, self.interval), 5.0) * random.uniform(0.8, 1.2)
+                continue
+            self.failures, delay = 0, self.interval
+            if shipped:
+                self.on_shipped(shipped)
+
+    def stop(self, drain_seconds: float = 5.0) -> None:
+        """Stop the thread, then try to ship what is left for up to `drain_seconds` (a graceful shutdown)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=drain_seconds)
+        deadline = time.monotonic() + drain_seconds
+        while self.spool.backlog() and time.monotonic() < deadline:
+            try:
+                self.ship_once()
+            except Exception:
+                time.sleep(0.2)
