@@ -45,7 +45,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(
-        include=["dsl", "dsl.*", "compiler", "compiler.*", "registry", "registry.*", "decide_cli", "decide_cli.*", "decision_server", "decision_server.*"]
+        include=[
+            *("dsl", "dsl.*", "compiler", "compiler.*", "registry", "registry.*"),
+            *("decision_server", "decision_server.*", "decide_cli", "decide_cli.*"),
+        ]
     ),
     package_data={
         "dsl": ["grammar.lark"],
