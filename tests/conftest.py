@@ -21,7 +21,7 @@ pytest_plugins = ["tests.databases"]
 # The registry and the server do not evaluate policies on a kernel of their own: their tests run once, in the
 # kernel run, and are not collected at all in the pure-Python one (neither run twice nor counted as skips).
 if os.environ.get("DECIDE_PUREPYTHON") == "1":
-    collect_ignore_glob = ["registry"]
+    collect_ignore_glob = ["registry", "server"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
