@@ -175,9 +175,10 @@ def _scalar(spec: FunctionSpec, type_name: str, value: Any, where: str) -> Any:
         try:
             number = float(value)
         except OverflowError:  # an int too large for a double
-            number = math.inf
+            shown = where + "a whole number too large to represent"
+            raise FunctionFailure(messages.function_bad_result(spec.name, spec.result, shown)) from None
         if not math.isfinite(number):
-            shown = where + "a number that is not finite (or too large to represent)"
+            shown = where + "a number that is not finite"
             raise FunctionFailure(messages.function_bad_result(spec.name, spec.result, shown))
         return number
     return value
