@@ -434,7 +434,13 @@ class DecisionService:
         entry["error"] = None if error is None else error.body()["error"]
         entry["engine_us"] = engine_us
         entry["total_us"] = _elapsed_us(started)
-        self.spool.append(entry)
+        try:
+            self.spool.append(entry)
+        except OSError as exc:  # fail closed: a decision that cannot be logged is not answered
+            log.error("decision log: cannot write the spool: %s", exc.strerror)
+            raise ApiError(
+                "unavailable", "the decision could not be logged (the server's spool is not writable)"
+            ) from None
         metrics.LOG_BACKLOG.set(self.spool.backlog())
 
     # ----------------------------------------------------------------------------- after the response
