@@ -7,6 +7,7 @@ of the registry commands (docs/cli.md).
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,7 @@ def _export_row(decision: Any) -> dict[str, Any]:
 def _write_export(batches: Any, output_format: str, out_path: str) -> int:
     count = 0
     if output_format == "jsonl":
-        handle = click.get_binary_stream("stdout") if out_path == "-" else open(out_path, "wb")
+        handle = sys.stdout.buffer if out_path == "-" else open(out_path, "wb")
         try:
             for batch in batches:
                 for decision in batch:

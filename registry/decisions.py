@@ -75,10 +75,14 @@ def store_decisions(registry: Registry, records: Iterable[Mapping[str, Any]]) ->
     rows = [_row_values(record) for record in records]
     if not rows:
         return 0
-    statement = _insert(registry.dialect).values(rows).on_conflict_do_nothing(index_elements=["decision_id"])
+    statement = (
+        _insert(registry.dialect)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["decision_id"])
+        .returning(DecisionRow.decision_id)  # rowcount of a multi-row upsert is not reliable across drivers
+    )
     with registry.write(exclusive=False) as session:
-        result = session.connection().execute(statement)
-        return max(result.rowcount, 0)
+        return len(session.connection().execute(statement).all())
 
 
 def _entity(row: DecisionRow) -> LoggedDecision:
