@@ -1,5 +1,5 @@
-"""The dependency direction of DEVELOPERS.md, read from the source: dsl ← compiler ← registry ← the CLI, and
-the decision server on the registry, and nothing in dsl/, compiler/ or registry/ imports Flask (the web layers sit on top, never underneath)."""
+"""The dependency direction of DEVELOPERS.md, read from the source: dsl ← compiler ← registry ← decision_server ←
+the CLI, and nothing in dsl/, compiler/ or registry/ imports Flask (the web layers sit on top, never underneath)."""
 
 from __future__ import annotations
 
