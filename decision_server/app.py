@@ -35,7 +35,7 @@ _HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large
 
 
 def _encode(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
-    data = body.contents if isinstance(body, orjson.Fragment) else orjson.dumps(body)  # a stored response is bytes
+    data = orjson.dumps(body)  # a stored (idempotent) response is an orjson.Fragment: its bytes as they were
     response = Response(data, status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
