@@ -7,7 +7,9 @@ constraints, lists, statements, JSON Schemas), `.compiled` (`CompiledPolicy`:
 bytes, pickling, `content_hash`), `.decide(record, ...)` (a `Decision`),
 `.evaluate(...)` (the spec's result object), `.evaluate_batch(table, ...)` and
 `.prepare_lists(...)` (`PreparedLists`, built once and shared by every call).
-docs/api.md documents all of it. Nothing in this package imports Flask.
+Plugin functions (`FunctionSpec`, from the hooks of `compiler.plugins`) are
+passed as `functions=`. docs/api.md documents all of it. Nothing in this
+package imports Flask.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from compiler.decision import Decision, Hit, TraceRecord
 from compiler.evaluate.lists import PreparedList, PreparedLists, prepare_list
 from compiler.info import FieldInfo, ItemInfo, ListInfo, PolicyInfo, StatementInfo
 from compiler.lower.arrays import CorruptArtefact
+from compiler.plugins import FunctionSpec, PluginError
 from compiler.policy import Policy, check_source, compile_file, compile_source, read_policy_file
 from dsl.diagnostics import Diagnostic, Span
 from dsl.errors import DecideError, EvaluationError, FieldError, InputError, PolicyError, PolicySyntaxError
@@ -33,10 +36,12 @@ __all__ = [
     "EvaluationError",
     "FieldError",
     "FieldInfo",
+    "FunctionSpec",
     "Hit",
     "InputError",
     "ItemInfo",
     "ListInfo",
+    "PluginError",
     "Policy",
     "PolicyError",
     "PolicyInfo",
