@@ -197,6 +197,36 @@ def test_a_raising_plugin_is_skipped_and_the_others_still_count() -> None:
     compile_file(POLICY, functions=plugins.functions)
 
 
+class _Careless:
+    """Hooks that give something else than their spec objects, a bad spec, or do not exist."""
+
+    @hookimpl
+    def decide_functions(self):
+        return [FunctionSpec("double", ("money",), "number", abs)]  # raises: 'money' is not a type
+
+    @hookimpl
+    def decide_enrichers(self):
+        return [example.decide_enrichers()[0], {"name": "not a spec"}]
+
+    @hookimpl
+    def decide_listener(self):  # misspelt: never called
+        return []
+
+
+def test_bad_specs_and_unknown_hooks_are_problems_not_failures() -> None:
+    manager = plugin_manager(load_entry_points=False, plugins=[_Careless(), example])
+    plugins = collect_plugins(manager)
+    assert list(plugins.functions) == ["annual_payment"]
+    assert list(plugins.enrichers) == ["example_bureau"]
+    assert plugins.problems == (
+        "plugin '_Careless': decide_functions raised PluginError: function double: 'money' is not a type; "
+        "use int, number, bool, string, date or list of one of them; it is skipped",
+        "plugin '_Careless': decide_enrichers must return a list of Enricher, not a list holding dict; it is skipped",
+        "plugin '_Careless': decide_listener is not a Decide hook (the hooks are decide_enrichers, "
+        "decide_functions, decide_list_sources, decide_listeners); it is never called",
+    )
+
+
 def test_two_plugins_with_one_function_name_are_refused_naming_both() -> None:
     manager = plugin_manager(load_entry_points=False, plugins=[example, _Clashing()])
     with pytest.raises(PluginError) as caught:
