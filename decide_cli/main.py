@@ -24,6 +24,7 @@ from compiler import COMPILER_VERSION, Policy, check_source, compile_source, rea
 from compiler.evaluate import implementation
 from compiler.evaluate.results import resolve_as_of
 from compiler.testcases import TestFileError, find_test_files, load_cases, run_cases
+from decide_cli.bench import register as register_bench
 from decide_cli.governance import RegistryExit, register
 from decide_cli.inputs import InputFileError, read_list_file, read_records
 from decide_cli.server import register as register_server
@@ -382,6 +383,7 @@ def version() -> None:
 
 register(cli)
 register_server(cli)
+register_bench(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
