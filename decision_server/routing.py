@@ -9,6 +9,7 @@ agrees without sharing anything. A new deployment has a new salt, so its split i
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import orjson
@@ -17,8 +18,17 @@ BUCKETS = 10_000  # percent × 100: the split is exact to a hundredth of a perce
 
 
 def bucket(policy: str, salt: str, key: Any) -> int:
-    """The key's bucket in 0..9999 (BLAKE2b of the three, so buckets are uniform and independent per salt)."""
-    material = b"\x1f".join((policy.encode(), salt.encode(), orjson.dumps(key, option=orjson.OPT_SORT_KEYS)))
+    """The key's bucket in 0..9999 (BLAKE2b of the three, so buckets are uniform and independent per salt).
+
+    A whole float is its integer (5.0 and 5 are the same JSON number: an `int` key accepts either), so an
+    applicant's arm does not depend on how the calling system spells the number."""
+    if isinstance(key, float) and key.is_integer() and abs(key) < 2**63:
+        key = int(key)
+    try:
+        encoded = orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an int past 64 bits (the input validator refuses it next, with a 422): its digits
+        encoded = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str).encode()
+    material = b"\x1f".join((policy.encode(), salt.encode(), encoded))
     return int.from_bytes(hashlib.blake2b(material, digest_size=8).digest(), "big") % BUCKETS
 
 
