@@ -404,8 +404,8 @@ class ServerProcess:
         self.stop()
 
 
-def process_tree_rss(pid: int) -> dict[int, int]:
-    """RSS in bytes of `pid` and its descendants (gunicorn's master and workers), read from /proc."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (gunicorn's master and workers), from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -416,18 +416,37 @@ def process_tree_rss(pid: int) -> dict[int, int]:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(parent, []).append(int(entry))
-    found: dict[int, int] = {}
-    pending = [pid]
-    page = os.sysconf("SC_PAGE_SIZE")
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
-        try:
-            resident = int(Path(f"/proc/{current}/statm").read_text().split()[1]) * page
-        except (OSError, IndexError, ValueError):
-            continue
-        found[current] = resident
+        found.append(current)
         pending.extend(children.get(current, ()))
     return found
+
+
+def process_tree_rss(pid: int) -> dict[int, int]:
+    """RSS in bytes of `pid` and of each of its descendants, read from /proc (shared pages count in each)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    found: dict[int, int] = {}
+    for current in process_tree(pid):
+        try:
+            found[current] = int(Path(f"/proc/{current}/statm").read_text().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by `pid` and its live descendants, read from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for current in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 # ----------------------------------------------------------------------------- the load

@@ -47,7 +47,13 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from decision_server.bench import ServerProcess, drive, free_port, temporary_directory  # noqa: E402
+from decision_server.bench import (  # noqa: E402
+    ServerProcess,
+    drive,
+    free_port,
+    process_tree_cpu,
+    temporary_directory,
+)
 from decision_server.serve import default_workers  # noqa: E402
 
 POLICY = "consumer_loan"
@@ -103,6 +109,7 @@ class Measured:
     p50_us: float
     p99_us: float
     errors: int
+    cpu_us: float  # CPU of the server's processes (master and workers, every thread) per request
     detail: str = ""
     logged: str = ""
 
@@ -269,9 +276,11 @@ def run_variant(
             if variant == DECIDE and not answer.exists():
                 answer.write_bytes(reply)
             warm = measure(tool, script, port, key, arguments.warmup, arguments.connections)
+            cpu_before = process_tree_cpu(server.pid)
             requests, seconds, p50, p99, errors, detail = measure(
                 tool, script, port, key, arguments.duration, arguments.connections
             )
+            cpu_us = (process_tree_cpu(server.pid) - cpu_before) / max(requests, 1) * 1e6
             logged = ""
             if variant != BARE:
                 expected = 1 + warm[0] + requests - warm[4] - errors
@@ -290,7 +299,7 @@ def run_variant(
         if variant == SHADOW:
             deploy(registry, ())
     return Measured(variant, number, requests, round(seconds, 2), round(requests / seconds, 1), p50, p99, errors,
-                    detail, logged)  # fmt: skip
+                    round(cpu_us, 1), detail, logged)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the report
@@ -310,6 +319,7 @@ def summary_rows(results: list[Measured]) -> dict[str, dict[str, float]]:
             "p99_us": statistics.median(result.p99_us for result in mine),
             "errors": sum(result.errors for result in mine),
             "requests": sum(result.requests for result in mine),
+            "cpu_us": statistics.median(result.cpu_us for result in mine),
         }
     return rows
 
@@ -331,35 +341,38 @@ def report(results: list[Measured], facts: dict[str, str], tool: str, arguments:
         "preloaded, on loopback. **Request:** the README's (`consumer_loan`, trace on), "
         f"{len(BODY)} bytes; the answer {facts.get('answer_bytes', '?')} bytes from both.",
         "",
-        "| server | requests/s | p50 | p99 | errors | requests/s vs bare | p99 vs bare |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server | requests/s | p50 | p99 | errors | requests/s vs bare | p99 vs bare | server CPU per request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for variant in (BARE, DECIDE, FSYNC, SHADOW):
         row = rows[variant]
         lines.append(
             f"| {variant} | {row['per_second']:,.0f} | {_ms(row['p50_us'])} | {_ms(row['p99_us'])} | "
             f"{row['errors']:.0f} of {row['requests']:,.0f} | {row['per_second'] / bare['per_second']:.0%} | "
-            f"{row['p99_us'] / bare['p99_us']:.2f}× |"
+            f"{row['p99_us'] / bare['p99_us']:.2f}× | {row['cpu_us']:.0f} µs |"
         )
     met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     lines += [
         "",
         f"- Throughput at least 80 % of bare Flask: {throughput:.0%} — {met(throughput >= 0.8)}.",
         f"- p99 at most 2× bare Flask: {latency:.2f}× — {met(latency <= 2.0)}.",
-        f"- Shadow evaluation: {1 - shadow['per_second'] / decide['per_second']:.0%} fewer requests/s, p99 "
+        f"- Shadow evaluation: requests/s {shadow['per_second'] / decide['per_second'] - 1:+.0%}, p99 "
         f"{_ms(shadow['p99_us'])} vs {_ms(decide['p99_us'])} (the shadow runs after the response, on the same cores).",
-        f"- Spool fsync always vs interval: {1 - fsync['per_second'] / decide['per_second']:.0%} fewer requests/s, "
+        f"- Spool fsync always vs interval: requests/s {fsync['per_second'] / decide['per_second'] - 1:+.0%}, "
         f"p99 {_ms(fsync['p99_us'])} vs {_ms(decide['p99_us'])}.",
+        f"- Server CPU per request (all processes and threads, from /proc): bare Flask {bare['cpu_us']:.0f} µs, "
+        f"decision server {decide['cpu_us']:.0f} µs, with fsync always {fsync['cpu_us']:.0f} µs, with a shadow "
+        f"{shadow['cpu_us']:.0f} µs.",
         "",
         "Each run:",
         "",
-        "| round | server | requests/s | p50 | p99 | errors | detail | decision log |",
-        "|---:|---|---:|---:|---:|---:|---|---|",
+        "| round | server | requests/s | p50 | p99 | errors | CPU/request | detail | decision log |",
+        "|---:|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for result in results:
         lines.append(
             f"| {result.round} | {result.variant} | {result.per_second:,.0f} | {_ms(result.p50_us)} | "
-            f"{_ms(result.p99_us)} | {result.errors} | {result.detail} | {result.logged} |"
+            f"{_ms(result.p99_us)} | {result.errors} | {result.cpu_us:.0f} µs | {result.detail} | {result.logged} |"
         )
     return "\n".join(lines) + "\n"
 
