@@ -18,6 +18,7 @@ Nothing here runs unless a caller asks: compiling a policy never loads a plugin 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -354,3 +355,18 @@ def collect_plugins(manager: pluggy.PluginManager) -> Plugins:
     ]
     problems = function_problems + list_problems + enricher_problems + listener_problems + unknown
     return Plugins(functions, list_sources, enrichers, listeners, tuple(problems))
+
+
+_installed: dict[str, FunctionSpec] | None = None
+_installed_lock = threading.Lock()
+
+
+def installed_functions() -> dict[str, FunctionSpec]:
+    """The functions of the installed plugins (entry points of group "decide"), loaded once per process: what the
+    registry compiles a submitted version with, so a version may call them like built-ins. A plugin whose
+    function hook fails contributes none (its problem is reported by the server's /readyz)."""
+    global _installed
+    with _installed_lock:
+        if _installed is None:
+            _installed, _ = collect_functions(plugin_manager())
+        return _installed

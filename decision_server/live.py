@@ -100,7 +100,8 @@ class Live:
         self.database_ok = False
         self.last_error: str | None = None
         self._compiled: dict[tuple[str, int], Policy] = {}
-        self._prepared: dict[tuple[str, Any, float], PreparedList] = {}
+        self._prepared: dict[tuple[str, Any, float], PreparedList] = {}  # plugin-sourced lists by revision
+        self._registry_lists: dict[str, tuple[int, float, PreparedList]] = {}  # name -> revision, expiry, list
         self._sourced: dict[str, tuple[float, str, list[Any]]] = {}
         self._next_expiry = float("inf")
         self._wake_at = float("inf")  # the next scheduled activation or list expiry (epoch seconds)
@@ -239,15 +240,21 @@ class Live:
         item = registry_lists.get(name)
         if item is None:
             raise RegistryError("not_found", f"list {name!r} is not in the registry (nor supplied by a plugin)")
+        cached = self._registry_lists.get(name)
+        if cached is not None and cached[0] == item.revision and time.time() < cached[1]:
+            # Unchanged since it was prepared: no need to read 100,000 members again for an unrelated change.
+            self._next_expiry = min(self._next_expiry, cached[1])
+            return cached[2]
         info, entries = lists.members(self.registry, name, masked=False)
         expiries = [entry.expires_at.timestamp() for entry in entries if entry.expires_at is not None]
         next_expiry = min(expiries, default=float("inf"))
         self._next_expiry = min(self._next_expiry, next_expiry)
-        key = (name, info.revision, next_expiry)
-        if key not in self._prepared:
-            values = [lists.typed_value(info.element_type, entry.value) for entry in entries]
-            self._prepared[key] = compiler.prepare_list(name, element_type, values, revision=str(info.revision))
-        return self._prepared[key]
+        values = [lists.typed_value(info.element_type, entry.value) for entry in entries]
+        prepared = compiler.prepare_list(name, element_type, values, revision=str(info.revision))
+        if cached is not None and cached[0] == info.revision and cached[2].members == prepared.members:
+            prepared = cached[2]  # the same members: keep the object every live version already shares
+        self._registry_lists[name] = (info.revision, next_expiry, prepared)
+        return prepared
 
 
 def _deployment_text(deployment: Deployment) -> str:

@@ -22,6 +22,7 @@ import queue
 import socket
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import compiler
 from compiler import Decision, EvaluationError, InputError
 from compiler.evaluate import implementation
 from decision_server import metrics, routing, sealing
-from decision_server.config import ServerConfig
+from decision_server.config import ConfigError, ServerConfig
 from decision_server.errors import ApiError, from_evaluation, from_input, from_registry
 from decision_server.live import Live, LivePolicy, LiveVersion
 from decision_server.plugins import Plugins, load_plugins
@@ -170,8 +171,7 @@ class DecisionService:
             raise ApiError("not_found", f"policy {policy!r} has no live deployment")
         if version is None:
             return live, None
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise ApiError("invalid_request", "version must be a positive whole number", {"field": "version"})
+        _check_version(policy, version)
         for candidate in (live.champion, live.challenger, *live.shadows):
             if candidate is not None and candidate.number == version:
                 return live, candidate
@@ -236,11 +236,23 @@ class DecisionService:
         request_id = body.get("request_id")
         fingerprint = None
         if request_id is not None:
-            fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            try:
+                canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+            except TypeError:  # an int past 64 bits or nesting orjson cannot write (see `writable`)
+                canonical = orjson.dumps(writable(body), option=orjson.OPT_SORT_KEYS)
+            fingerprint = hashlib.sha256(canonical).hexdigest()
             stored = self._stored_response(key, request_id, fingerprint)
             if stored is not None:
                 return stored
-        reply, record = self._decide_one(key, live, pinned, body["input"], body, started, request_id)
+        try:
+            reply, record = self._decide_one(key, live, pinned, body["input"], body, started, request_id)
+        except ApiError as exc:
+            # A logged refusal (an input or evaluation error) is the response a retry must get too, without a
+            # second decision; an error before the engine (no decision id) was never a decision.
+            if request_id is None or exc.details.get("decision_id") is None:
+                raise
+            reply = Reply(exc.status, exc.body())
+            return self._remember(key, request_id, fingerprint or "", exc.details["decision_id"], reply)
         if request_id is not None:
             reply = self._remember(key, request_id, fingerprint or "", record["decision_id"], reply)
         return reply
@@ -358,6 +370,7 @@ class DecisionService:
             error = from_input(exc)
             self._log(log_entry, record, version, "input_error", None, error, engine_us, started)
             error.details["decision_id"] = decision_id
+            self._after(live, log_entry, record, version)  # listeners hear of refusals too; shadows may differ
             raise error from None
         except EvaluationError as exc:
             engine_us = _elapsed_us(engine_started)
@@ -366,6 +379,7 @@ class DecisionService:
             if fallback is None:
                 self._log(log_entry, record, version, "evaluation_error", None, error, engine_us, started)
                 error.details["decision_id"] = decision_id
+                self._after(live, log_entry, record, version)
                 raise error from None
             outputs = {**fallback, "reasons": list(fallback.get("reasons", []))}
             body = self._response(log_entry, outputs, None, engine_us, started)
@@ -419,15 +433,19 @@ class DecisionService:
     ) -> None:
         """Append the decision to the spool: the response is not sent before this returns."""
         personal = version.personal
-        if isinstance(record, dict):
-            # Keep only what a replay needs and nobody can misuse: pii masked here, sealed apart.
-            entry["record"] = sealing.masked(record, personal)
-            entry["sealed_pii"] = self.sealer.seal(record, personal)
-        else:
-            entry["record"] = {"_not_an_object": True}
-            entry["sealed_pii"] = None
-        if entry.get("enrichment"):
-            entry["enrichment"] = sealing.masked(entry["enrichment"], personal)
+        enrichment = entry.get("enrichment")
+
+        def keep(record: Any, enrichment: Any) -> None:
+            if isinstance(record, dict):
+                # Keep only what a replay needs and nobody can misuse: pii masked here, sealed apart.
+                entry["record"] = sealing.masked(record, personal)
+                entry["sealed_pii"] = self.sealer.seal(record, personal)
+            else:
+                entry["record"] = {"_not_an_object": True}
+                entry["sealed_pii"] = None
+            if enrichment:
+                entry["enrichment"] = sealing.masked(enrichment, personal)
+
         entry["status"] = status
         entry["outputs"] = None if outputs is None else {k: v for k, v in outputs.items() if k != "reasons"}
         entry["reasons"] = None if outputs is None else outputs.get("reasons")
@@ -435,7 +453,12 @@ class DecisionService:
         entry["engine_us"] = engine_us
         entry["total_us"] = _elapsed_us(started)
         try:
-            self.spool.append(entry)
+            try:
+                keep(record, enrichment)
+                self.spool.append(entry)
+            except TypeError:  # a value orjson cannot write (an int past 64 bits, deep nesting): log it as it can
+                keep(writable(record), writable(enrichment))
+                self.spool.append(entry)
         except OSError as exc:  # fail closed: a decision that cannot be logged is not answered
             log.error("decision log: cannot write the spool: %s", exc.strerror)
             raise ApiError(
@@ -463,8 +486,12 @@ class DecisionService:
             try:
                 for shadow in live.shadows:
                     self._shadow(live, shadow, entry, record)
-            except Exception:  # a shadow must never take the loop down
-                log.exception("shadow evaluation failed")
+            except Exception as exc:  # a shadow must never take the loop down (nor its message quote an input)
+                log.error(
+                    "shadow evaluation failed: %s\n%s",
+                    type(exc).__name__,
+                    "".join(traceback.format_tb(exc.__traceback__)),
+                )
             self._notify(entry)
 
     def _shadow(self, live: LivePolicy, shadow: LiveVersion, entry: Mapping[str, Any], record: Any) -> None:
@@ -572,7 +599,7 @@ class DecisionService:
 
     def logged(self, key: ApiKey, decision_id: str) -> LoggedDecision:
         try:
-            uuid.UUID(decision_id)
+            decision_id = str(uuid.UUID(decision_id))  # the log's form: {…}, urn:uuid:, no dashes or capitals too
         except ValueError:
             raise ApiError("not_found", f"{decision_id!r} is not a decision id (a UUID)") from None
         try:
@@ -602,14 +629,16 @@ class DecisionService:
         if logged.record.get("_not_an_object"):
             raise ApiError("conflict", f"decision {decision_id} had no input object to replay")
         number = body.get("version", logged.version)
-        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            raise ApiError("invalid_request", "version must be a positive whole number", {"field": "version"})
+        _check_version(logged.policy, number)
         try:
             original = self.live.compiled_version(logged.policy, logged.version)
             target = original if number == logged.version else self.live.compiled_version(logged.policy, number)
         except RegistryError as exc:
             raise from_registry(exc) from None
-        record = {**logged.record, **self.sealer.unseal(logged.sealed_pii)}
+        try:
+            record = {**logged.record, **self.sealer.unseal(logged.sealed_pii)}
+        except ConfigError as exc:
+            raise ApiError("unavailable", str(exc)) from None
         lists = self._lists_as_logged(target, logged)
         try:
             after = target.decide(record, as_of=logged.as_of, lists=lists, trace=True, version=number)
@@ -750,6 +779,37 @@ def _describe(policy: compiler.Policy) -> tuple[frozenset[str], str | None, tupl
     from decision_server.live import _describe as describe
 
     return describe(policy)
+
+
+_MAX_VERSION = (1 << 31) - 1  # the registry numbers versions with 32-bit integers
+
+
+def _check_version(policy: str, version: Any) -> None:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ApiError("invalid_request", "version must be a positive whole number", {"field": "version"})
+    if version > _MAX_VERSION:  # no such version, and a number the database may not even compare
+        raise ApiError("not_found", f"version {version} of policy {policy!r} does not exist")
+
+
+_INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # what orjson writes
+_MAX_DEPTH = 200  # orjson writes at most 255 levels of nesting; the JSON decoder accepts 1024
+
+
+def writable(value: Any, depth: int = 0) -> Any:
+    """`value` with what orjson cannot write replaced: an int outside 64 bits by its digits (a string), nesting
+    deeper than `_MAX_DEPTH` by a note. The engine always sees what the caller sent (an input field refuses such
+    values; an extra field may be ignored); this is only what the log and the idempotency fingerprint keep."""
+    if isinstance(value, dict):
+        if depth >= _MAX_DEPTH:
+            return f"(nested deeper than {_MAX_DEPTH} levels)"
+        return {name: writable(item, depth + 1) for name, item in value.items()}
+    if isinstance(value, list):
+        if depth >= _MAX_DEPTH:
+            return f"(nested deeper than {_MAX_DEPTH} levels)"
+        return [writable(item, depth + 1) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        return str(value)
+    return value
 
 
 def _elapsed_us(started: float) -> int:

@@ -260,11 +260,15 @@ _FALLBACK_TYPES: dict[str, tuple[type, ...]] = {
 def checked_fallback(version: Version, fallback: Mapping[str, Any]) -> dict[str, Any]:
     """The fallback outcome, checked against the outputs of the version it stands in for."""
     import compiler
+    from compiler.plugins import installed_functions
 
     if not isinstance(fallback, Mapping) or not fallback:
         raise RegistryError("invalid", 'a fallback outcome is a JSON object of outputs, e.g. {"decision": "refer"}')
     outputs = {
-        field.name: field for field in compiler.compile_source(version.source, f"{version.policy}.policy").outputs
+        field.name: field
+        for field in compiler.compile_source(
+            version.source, f"{version.policy}.policy", functions=installed_functions()
+        ).outputs
     }
     checked: dict[str, Any] = {}
     for name, value in fallback.items():

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from sqlmodel import Session, col, func, select
 
 from compiler import COMPILER_VERSION, compile_source
+from compiler.plugins import FunctionSpec, installed_functions
 from compiler.policy import analyse_source
 from compiler.testcases import TestFileError, run_cases, validate_cases
 from dsl import ast
@@ -133,8 +135,19 @@ def _personal_lists(tree: ast.Policy) -> set[str]:
     return {node.name for node in ast.walk(tree) if isinstance(node, ast.ListDecl)}
 
 
-def submit(registry: Registry, actor: User, policy: str, note: str | None = None) -> Version:
-    """Turn the policy's draft into its next version, or refuse with every reason (code "refused")."""
+def submit(
+    registry: Registry,
+    actor: User,
+    policy: str,
+    note: str | None = None,
+    functions: Mapping[str, FunctionSpec] | None = None,
+) -> Version:
+    """Turn the policy's draft into its next version, or refuse with every reason (code "refused").
+
+    The draft is compiled with `functions` (default: the installed plugins' functions), so a policy may call
+    plugin functions; its content hash then records their signatures."""
+    if functions is None:
+        functions = installed_functions()
     with registry.write() as session:
         user_id = require(session, actor, "submit a version", f"policy:{policy}")
         policy_row = find_policy_row(session, policy)
@@ -144,7 +157,7 @@ def submit(registry: Registry, actor: User, policy: str, note: str | None = None
         reasons: list[str] = []
         compiled = None
         try:
-            compiled = compile_source(draft.source, f"{policy}.policy")
+            compiled = compile_source(draft.source, f"{policy}.policy", functions=functions)
         except PolicyError as exc:
             reasons.extend(_diagnostic_line(d) for d in exc.errors)
         cases: list[dict[str, Any]] = []

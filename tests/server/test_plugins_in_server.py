@@ -2,11 +2,11 @@
 its enricher's field fetched before evaluation and recorded in the log's `enrichment`, and never fetched again by
 a replay; a slow enricher cut off at its timeout, the decision answered without the field; listeners told of
 each decision without the sealed personal data, a raising listener stopping neither another nor the decision;
-its list source supplying the members of `sanctions` at its revision ("plugin:REV").
+its list source supplying the members of `sanctions` at its revision ("plugin:REV"); and a policy calling its
+function, submitted to the registry (which compiles with the installed plugins' functions) and served.
 
 The policy here, bureau_check, is written for these tests: it reads `bureau_score` (the enricher's field) and
-the `sanctions` list (the list source's), and calls no plugin function — the registry compiles a version at
-submit without plugins, so a policy calling one (the example's affordability.policy) cannot be submitted.
+the `sanctions` list (the list source's); the example's affordability.policy calls its function.
 """
 
 from __future__ import annotations
@@ -283,3 +283,42 @@ def test_a_list_source_supplies_the_members_of_its_list_with_its_revision(
     assert replayed["replayed"]["outputs"]["reasons"] == ["K01"]
     assert replayed["difference"]["same"] is True
     assert len(fetches) == 2  # the two decisions; the replay used the recorded score
+
+
+def test_a_policy_calling_a_plugin_function_is_submitted_served_and_replayed(
+    registry: Registry,
+    staff: dict[str, User],
+    make_app: Callable[..., Any],
+    fetches: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry compiles a submitted version with the installed plugins' functions (here the example plugin,
+    as if installed), and the server with its own: the example's affordability policy decides as the annuity
+    formula says, and its replay calls the function again without calling the enricher."""
+    from compiler.plugins import collect_functions, plugin_manager
+    from registry import policies
+
+    functions, problems = collect_functions(plugin_manager(load_entry_points=False, plugins=[example]))
+    assert problems == []
+    monkeypatch.setattr(policies, "installed_functions", lambda: functions)
+    source = (PLUGIN_ROOT / "tests" / "affordability.policy").read_text()
+    cases = [
+        {"name": "affordable", "input": {"applicant_id": "A", "national_id": "ZZ1", "amount": 10000, "rate": 0.05,
+         "years": 5, "annual_income": 60000, "bureau_score": 700}, "lists": {"sanctions": []},
+         "expect": {"decision": "approve", "payment": 2309.75, "reasons": []}},
+    ]  # fmt: skip
+    number = new_version(registry, staff, "affordability", source, cases)
+    assert "annual_payment" in policies.get_version(registry, "affordability", number).source
+    activate(registry, staff, "affordability", number)
+    _, key = users.create_api_key(registry, staff["admin"], "plugin function", ["affordability"])
+    headers = {"Authorization": f"Bearer {key}"}
+    client = make_app(example).test_client()
+    record = {"applicant_id": "F-1", "national_id": NATIONAL_ID, "amount": 25000, "rate": 0.07, "years": 7,
+              "annual_income": 90000, "bureau_score": 640}  # fmt: skip
+    annuity = 25000 * 0.07 / (1 - 1.07**-7)  # the independent answer
+    body = decide(client, headers, "affordability", record)
+    assert body["outputs"]["decision"] == "approve"
+    assert body["outputs"]["payment"] == round(annuity, 2)
+    wait_logged(registry, [body["decision_id"]])
+    replay = client.post(f"/v1/decisions/{body['decision_id']}/replay", json={}, headers=headers).get_json()
+    assert replay["difference"]["same"] is True and fetches == []  # the caller sent bureau_score: never fetched
