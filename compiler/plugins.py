@@ -368,5 +368,13 @@ def installed_functions() -> dict[str, FunctionSpec]:
     global _installed
     with _installed_lock:
         if _installed is None:
-            _installed, _ = collect_functions(plugin_manager())
+            try:
+                manager = plugin_manager()
+            except Exception as exc:  # an installed plugin that does not even import: say which, not a traceback
+                raise PluginError(
+                    f"an installed plugin (entry-point group {PROJECT!r}) could not be loaded: "
+                    f"{type(exc).__name__}: {exc}",
+                    "plugin_unloadable",
+                ) from None
+            _installed, _ = collect_functions(manager)
         return _installed

@@ -23,6 +23,7 @@ import orjson
 from compiler import COMPILER_VERSION, Policy, check_source, compile_source, read_policy_file
 from compiler.evaluate import implementation
 from compiler.evaluate.results import resolve_as_of
+from compiler.plugins import installed_functions
 from compiler.testcases import TestFileError, find_test_files, load_cases, run_cases
 from decide_cli.bench import register as register_bench
 from decide_cli.governance import RegistryExit, register
@@ -57,7 +58,7 @@ def _err(message: str) -> None:
 
 def _load_policy(path: str) -> Policy:
     try:
-        return compile_source(read_policy_file(path), path)
+        return compile_source(read_policy_file(path), path, functions=installed_functions())
     except PolicyError as exc:
         _err(exc.render())
         raise CliExit(EXIT_POLICY) from None
@@ -86,7 +87,7 @@ def check(files: tuple[str, ...], output_format: str) -> None:
     for path in files:
         try:
             data = read_policy_file(path)
-            diagnostics, source = check_source(data, path), None
+            diagnostics, source = check_source(data, path, functions=installed_functions()), None
             if output_format == "text":
                 from dsl import decode_source
 
@@ -270,7 +271,7 @@ def test_command(paths: tuple[str, ...], verbose: bool) -> None:
                 "(the registry refuses to submit a version without)"
             )
         try:
-            policy = compile_source(read_policy_file(policy_path), str(policy_path))
+            policy = compile_source(read_policy_file(policy_path), str(policy_path), functions=installed_functions())
         except PolicyError as exc:
             _out(f"FAIL {policy_path}: the policy does not compile")
             _out(exc.render())

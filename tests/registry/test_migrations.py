@@ -63,26 +63,24 @@ def test_downgrade_to_nothing_and_up_again(database_url: str) -> None:
 
 def test_upgrade_from_0001_keeps_every_record(database_url: str) -> None:
     """A registry made by the first release gains the decision log and keeps its versions and audit chain."""
-    from registry import audit, demo, policies
+    from registry import audit, policies, users
 
     registry = Registry(database_url)
     config = migrate._config()
     with registry.write() as session:
         config.attributes["connection"] = session.connection()
         command.upgrade(config, "0001")
-    demo.seed(registry)
-    before = [
-        (v.policy, v.number, v.content_hash)
-        for p in policies.list_policies(registry)
-        for v in [policies.get_version(registry, p.name)]
-    ]
+    # Only what release 1 could write (no deployment: today's code reads its fallback, a table 0002 adds).
+    admin = users.add_user(registry, None, "admin", "correct horse battery", ["admin"])
+    author = users.add_user(registry, admin, "alice", "correct horse battery", ["author"])
+    approver = users.add_user(registry, admin, "bob", "correct horse battery", ["approver"])
+    source = (REPO / "policies" / "credit_line.policy").read_text()
+    policies.save_draft(registry, author, source, (REPO / "policies" / "credit_line.tests.json").read_text())
+    version = policies.submit(registry, author, "credit_line")
+    policies.approve(registry, approver, "credit_line", version.number, "ok")
     assert migrate.upgrade(registry) == "0002"
-    after = [
-        (v.policy, v.number, v.content_hash)
-        for p in policies.list_policies(registry)
-        for v in [policies.get_version(registry, p.name)]
-    ]
-    assert after == before and len(after) == 4
+    after = policies.get_version(registry, "credit_line")
+    assert (after.number, after.state, after.content_hash) == (1, "approved", version.content_hash)
     with registry.read() as session:
         assert audit.verify(session).ok
     assert len(_triggers(registry)) == GUARD_COUNT
