@@ -77,12 +77,13 @@ def store_decisions(registry: Registry, records: Iterable[Mapping[str, Any]]) ->
         return 0
     statement = (
         _insert(registry.dialect)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["decision_id"])
         .returning(DecisionRow.decision_id)  # rowcount of a multi-row upsert is not reliable across drivers
     )
     with registry.write(exclusive=False) as session:
-        return len(session.connection().execute(statement).all())
+        # The rows as parameters (SQLAlchemy's insertmanyvalues), not in `.values(rows)`: a statement compiled
+        # afresh for every batch cost ~2 ms a row, slower than one worker serves decisions.
+        return len(session.connection().execute(statement, rows).all())
 
 
 def _entity(row: DecisionRow) -> LoggedDecision:
