@@ -49,14 +49,20 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+_template_numbers = iter(range(1, 1_000))
+
+
 @pytest.fixture(scope="session")
 def migrated_postgresql(postgresql_server: PostgresServer) -> Iterator[str]:
-    janitor = postgresql_server.janitor("decide_migrated", template_dbname=postgresql_server.template)
+    # A name of its own: tests/server/conftest.py imports this fixture, so a session running both directories
+    # sets up two instances of it on the one server.
+    name = f"decide_migrated_{next(_template_numbers)}"
+    janitor = postgresql_server.janitor(name, template_dbname=postgresql_server.template)
     janitor.init()
-    registry = Registry(postgresql_server.url("decide_migrated"))
+    registry = Registry(postgresql_server.url(name))
     migrate.upgrade(registry)
     registry.dispose()
-    yield "decide_migrated"
+    yield name
     janitor.drop()
 
 
