@@ -27,7 +27,7 @@ class ServerConfig:
     pii_key: str | None = None  # a Fernet key (urlsafe base64 of 32 bytes); None: <data_dir>/pii.key
     max_body_bytes: int = 1 << 20
     max_batch: int = 1000
-    refresh_seconds: float = 0.5  # how often deployments, lists and keys are re-read
+    refresh_seconds: float = 0.25  # how often the registry is polled for changes (one cheap query)
     idempotency_ttl_seconds: int = 86_400
     ship_interval_seconds: float = 0.2
     ship_batch: int = 500

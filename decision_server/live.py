@@ -89,7 +89,7 @@ class Live:
         self,
         registry: Registry,
         plugins: Plugins,
-        refresh_seconds: float = 0.5,
+        refresh_seconds: float = 0.25,
         list_source_refresh_seconds: float = 60.0,
     ) -> None:
         self.registry = registry
@@ -166,25 +166,22 @@ class Live:
         served: dict[str, LivePolicy] = {}
         problems: dict[str, str] = {}
         now = audit.now()
-        for summary in policies.list_policies(self.registry):
-            for pending in deployments.history(self.registry, summary.name):
-                if pending.effective_at > now and pending.cancelled_by is None:
-                    wake_at = min(wake_at, pending.effective_at.timestamp())
-            deployment = deployments.current_deployment(self.registry, summary.name)
-            if deployment is None:
-                continue
+        live_now, next_scheduled = deployments.serving(self.registry, now)
+        if next_scheduled is not None:
+            wake_at = next_scheduled.timestamp()
+        for name, deployment in live_now.items():
             try:
-                versions = [self._live_version(summary.name, number, registry_lists) for number in deployment.versions]
+                versions = [self._live_version(name, number, registry_lists) for number in deployment.versions]
             except (RegistryError, compiler.DecideError) as exc:
-                problems[summary.name] = str(exc)
-                log.error("%s: cannot serve %s: %s", summary.name, _deployment_text(deployment), exc)
-                old = self.snapshot.policies.get(summary.name)
+                problems[name] = str(exc)
+                log.error("%s: cannot serve %s: %s", name, _deployment_text(deployment), exc)
+                old = self.snapshot.policies.get(name)
                 if old is not None:
-                    served[summary.name] = old  # keep serving what worked
+                    served[name] = old  # keep serving what worked
                 continue
             challenger = versions[1] if deployment.challenger is not None else None
             shadows = tuple(versions[2 if challenger else 1 :])
-            served[summary.name] = LivePolicy(summary.name, deployment, versions[0], challenger, shadows)
+            served[name] = LivePolicy(name, deployment, versions[0], challenger, shadows)
         self._wake_at = min(wake_at, self._next_expiry)
         return Snapshot(served, keys, problems, seq, loaded=True)
 

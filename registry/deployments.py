@@ -94,6 +94,24 @@ def current_deployment(registry: Registry, policy: str, at: datetime | None = No
         return _deployment_entity(session, policy, row) if row else None
 
 
+def serving(registry: Registry, at: datetime | None = None) -> tuple[dict[str, Deployment], datetime | None]:
+    """Every policy's deployment live at `at` (default: now), and the earliest later instant at which a scheduled
+    one takes effect (None if none is pending) — in one read, for a server that polls this often."""
+    at = at or audit.now()
+    live: dict[str, Deployment] = {}
+    next_at: datetime | None = None
+    with registry.read() as session:
+        for policy_row in session.exec(select(PolicyRow).order_by(col(PolicyRow.name))).all():
+            kept, _ = _in_force(session, policy_row)
+            current = [row for row in kept if row.effective_at <= at]
+            if current:
+                live[policy_row.name] = _deployment_entity(session, policy_row.name, current[-1])
+            for row in kept:
+                if row.effective_at > at and (next_at is None or row.effective_at < next_at):
+                    next_at = row.effective_at
+    return live, next_at
+
+
 def history(registry: Registry, policy: str, include_cancelled: bool = False) -> list[Deployment]:
     """The deployments of the policy that take effect, in order (scheduled ones included); with
     `include_cancelled`, also the scheduled ones a later decision cancelled (`cancelled_by` set)."""

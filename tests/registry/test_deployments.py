@@ -121,3 +121,19 @@ def test_a_rollback_cancels_an_older_pending_schedule(registry: Registry, people
     # A schedule made after the rollback stands.
     again = deployments.activate(registry, people["deployer"], "credit_line", 3, at=audit.now() + timedelta(days=1))
     assert deployments.current_deployment(registry, "credit_line", at=far).id == again.id
+
+
+def test_serving_is_what_current_deployment_says_for_every_policy(registry: Registry, people: dict[str, User]) -> None:
+    """The server's one-read view: each policy's live deployment, and when the next scheduled one takes effect."""
+    assert deployments.serving(registry) == ({}, None)
+    approved_versions(registry, people, 3)
+    deployments.activate(registry, people["deployer"], "credit_line", 1)
+    soon = audit.now() + timedelta(hours=1)
+    later = soon + timedelta(hours=1)
+    deployments.activate(registry, people["deployer"], "credit_line", 3, at=later)
+    deployments.activate(registry, people["deployer"], "credit_line", 2, at=soon)  # cancels nothing: it is earlier
+    live, next_at = deployments.serving(registry)
+    assert live == {"credit_line": deployments.current_deployment(registry, "credit_line")}
+    assert live["credit_line"].champion == 1 and next_at == soon
+    live_then, next_then = deployments.serving(registry, soon + timedelta(minutes=1))
+    assert live_then["credit_line"].champion == 2 and next_then is None  # the later schedule was cancelled by 2
