@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from compiler.evaluate import implementation
 from compiler.evaluate.json_input import JsonInputError, loads
@@ -56,6 +56,11 @@ def _body(required: bool = True) -> Any:
             f"send the body as application/json, not {request.mimetype or 'no content type'}",
         )
     data = request.get_data(cache=False)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        # A body without a Content-Length (chunked) is read up to the limit and silently cut there: one that
+        # reaches it is too large, not malformed JSON.
+        raise RequestEntityTooLarge()
     if not data and not required:
         return None
     try:
@@ -169,7 +174,10 @@ def create_app(
         status = exc.code or 500
         kind = _HTTP_KINDS.get(status, "invalid_request" if status < 500 else "internal")
         message = {404: f"no such endpoint: {request.path}", 405: f"{request.method} is not allowed on {request.path}"}
-        return _error_response(ApiError(kind, message.get(status, exc.name), status=status))
+        response = _error_response(ApiError(kind, message.get(status, exc.name), status=status))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # a 405 names the methods that are allowed
+        return response
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception) -> Response:
