@@ -86,6 +86,13 @@ def load_config(overrides: Mapping[str, Any] | ServerConfig | None = None) -> Se
             raise ConfigError(f"unknown setting {name!r} (settings: {', '.join(sorted(_KINDS))})")
         values[name] = value
     config = replace(ServerConfig(), **{name: _converted(name, value) for name, value in values.items()})
+    if config.pii_key is not None:
+        from cryptography.fernet import Fernet
+
+        try:
+            Fernet(config.pii_key.encode())
+        except (ValueError, TypeError):
+            raise ConfigError("setting pii_key is not a Fernet key (32 bytes, URL-safe base64)") from None
     if config.spool_fsync not in ("interval", "always"):
         raise ConfigError(f"setting spool_fsync is 'interval' or 'always', not {config.spool_fsync!r}")
     return config
