@@ -13,7 +13,10 @@ requests/s, p50, p99 and errors for
 - `… with a shadow`: the same with version 2 of `consumer_loan` (the same rules) deployed as a shadow of
   version 1, so every decision is evaluated and logged twice, the second time after the response;
 
-then the targets (throughput at least 80 % of bare Flask, p99 at most 2× bare Flask) and the cost of the shadow and
+and, with `--attribution`, the decision server with its log shipping paused (decisions spooled, shipped when it
+stops: `DECIDE_SERVER_SHIP_INTERVAL_SECONDS=3600`) and with the registry also polled only hourly
+(`DECIDE_SERVER_REFRESH_SECONDS=3600`), to attribute the cost of those background threads (diagnostic rows, not a
+way to run); then the targets (throughput at least 80 % of bare Flask, p99 at most 2× bare Flask) and the cost of the shadow and
 of fsync-always. Every server: gthread workers, workers = cores + 1, 2 threads, the app preloaded, on a free
 loopback port, started and stopped by this script. The load generator is `wrk` (Debian package `wrk`; a POST
 needs its Lua script in a real file, written here) or, when it is missing or `--tool python`, the bounded Python
@@ -82,6 +85,11 @@ BARE, DECIDE, FSYNC, SHADOW = (
     ("decision server, with a shadow version"),
 )
 VARIANTS = (DECIDE, BARE, FSYNC, SHADOW)
+# --attribution: the same server with background work switched off by configuration, to attribute its cost.
+UNSHIPPED = "decision server, log shipping paused (spooled only)"
+QUIET = "decision server, shipping paused and registry polled hourly"
+ATTRIBUTION = (UNSHIPPED, QUIET)
+PAUSED = {"DECIDE_SERVER_SHIP_INTERVAL_SECONDS": "3600"}
 
 WRK_SCRIPT = """-- written by benchmarks/http/run.py
 wrk.method = "POST"
@@ -245,7 +253,8 @@ def run_variant(
     arguments: argparse.Namespace,
 ) -> Measured:
     port = free_port()
-    data = directory / f"data-{number}-{VARIANTS.index(variant)}"
+    index = (*VARIANTS, *ATTRIBUTION).index(variant)
+    data = directory / f"data-{number}-{index}"
     answer = directory / "answer.json"
     environment = {"PYTHONPATH": str(REPO), "BARE_ANSWER_FILE": str(answer)}
     if variant == BARE:
@@ -255,12 +264,16 @@ def run_variant(
         command += ["--port", str(port)]
     if variant == FSYNC:
         environment["DECIDE_SERVER_SPOOL_FSYNC"] = "always"
+    if variant in ATTRIBUTION:
+        environment.update(PAUSED)
+    if variant == QUIET:
+        environment["DECIDE_SERVER_REFRESH_SECONDS"] = "3600"
     if variant == SHADOW:
         deploy(registry, (2,))
     script = directory / "post.lua"
     script.write_text(WRK_SCRIPT.format(body=BODY.decode(), key=key))
     before = logged_counts(registry)
-    server = ServerProcess(command, port, directory / f"server-{number}-{VARIANTS.index(variant)}.log", environment)
+    server = ServerProcess(command, port, directory / f"server-{number}-{index}.log", environment)
     try:
         with server:
             server.wait_ready()
@@ -282,7 +295,9 @@ def run_variant(
             )
             cpu_us = (process_tree_cpu(server.pid) - cpu_before) / max(requests, 1) * 1e6
             logged = ""
-            if variant != BARE:
+            if variant in ATTRIBUTION:
+                logged = "spooled, shipped only when the server stopped (shipping paused)"
+            elif variant != BARE:
                 expected = 1 + warm[0] + requests - warm[4] - errors
                 started = time.monotonic()
                 while True:
@@ -311,8 +326,10 @@ def _ms(us: float) -> str:
 
 def summary_rows(results: list[Measured]) -> dict[str, dict[str, float]]:
     rows = {}
-    for variant in VARIANTS:
+    for variant in (*VARIANTS, *ATTRIBUTION):
         mine = [result for result in results if result.variant == variant]
+        if not mine:
+            continue
         rows[variant] = {
             "per_second": statistics.median(result.per_second for result in mine),
             "p50_us": statistics.median(result.p50_us for result in mine),
@@ -344,7 +361,9 @@ def report(results: list[Measured], facts: dict[str, str], tool: str, arguments:
         "| server | requests/s | p50 | p99 | errors | requests/s vs bare | p99 vs bare | server CPU per request |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for variant in (BARE, DECIDE, FSYNC, SHADOW):
+    for variant in (BARE, DECIDE, FSYNC, SHADOW, *ATTRIBUTION):
+        if variant not in rows:
+            continue
         row = rows[variant]
         lines.append(
             f"| {variant} | {row['per_second']:,.0f} | {_ms(row['p50_us'])} | {_ms(row['p99_us'])} | "
@@ -384,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="Passes over the four servers (medians reported).")
     parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--attribution",
+        action="store_true",
+        help="Also run the decision server with log shipping paused, and with the registry polled hourly too.",
+    )
     parser.add_argument("--out", help="Also write the markdown report to this file.")
     parser.add_argument("--json", help="Also write every measurement as JSON to this file.")
     arguments = parser.parse_args(argv)
@@ -398,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         url, key, registry = seed_registry(directory)
         try:
             for number in range(1, arguments.rounds + 1):
-                for variant in VARIANTS:
+                for variant in (*VARIANTS, *(ATTRIBUTION if arguments.attribution else ())):
                     result = run_variant(variant, number, directory, url, key, registry, tool, arguments)
                     print(
                         f"round {number}: {variant}: {result.per_second:,.0f}/s p50 {_ms(result.p50_us)} "
