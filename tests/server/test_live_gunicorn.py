@@ -53,10 +53,10 @@ from tests.server.live import (
 )
 
 pytestmark = pytest.mark.live
-# How soon a change must reach every worker. The target is 1 s (a 0.5 s refresh, then compiling the new version
-# off the request path) and an idle machine meets it; a shared CI machine running other suites beside this one
-# was measured at up to 1.3 s, so the bound here is 2 s and the lags measured are printed.
-SWAP_BOUND = 2.0
+# Every change must reach every worker. How soon is a speed goal (1 s: a 0.25 s poll, then compiling the new
+# version off the request path), measured by benchmarks/http/swap_lag.py and reported in BENCHMARKS.md, never a
+# timed assertion here: this bound only catches a change that is never picked up. The lags are printed.
+SWAP_BOUND = 10.0
 StartServer = Callable[..., ServerProcess]
 
 
