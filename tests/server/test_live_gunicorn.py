@@ -5,10 +5,10 @@ from outside, as an operator would see them.
 - Hot swap (SQLite, PostgreSQL): while 4 clients send decisions for ~10 s, versions 2 and 3 of a probe policy
   are activated, version 1 is rolled back to and the blacklist changes. Every response is a 200, none mixes
   versions (each response's `version` is its `generation` output), the blacklist answer always matches the
-  list revision the response names, and each change reaches every worker within a second.
+  list revision the response names, and each change reaches every worker (how soon: benchmarks/http/swap_lag.py).
 - Database down (PostgreSQL, a cluster of the test's own): stopped for 30 s under load (`pg_ctl stop -m
   fast`), every request is still answered 200 (served from memory, spooled); started again, every answered
-  decision id is in the `decisions` table within 15 s, none twice.
+  decision id is in the `decisions` table afterwards (waiting up to 60 s), none twice.
 - `kill -9` (SQLite, PostgreSQL): of one worker under load — gunicorn restarts it, requests in flight on it
   may get no answer, but every decision answered 200 is stored, none twice, and the dead worker's spool
   segment is shipped and deleted by the others; of the whole server under load, then a restart on the same
@@ -181,7 +181,7 @@ def test_database_down_for_30_s_under_load_loses_nothing(
             key = add_probe_policy(registry)
             server = servers(url)
             # 4 clients at 60 decisions/s each: ~7,000 decisions spooled during the outage, which the shippers
-            # store within the 15 s (each ships roughly 1,000 a second to PostgreSQL on a busy 2-core machine).
+            # store in a few seconds (each ships roughly 1,000 a second to PostgreSQL on a busy 2-core machine).
             with Load(server.port, key, rate=60.0) as load:
                 time.sleep(3.0)
                 own_cluster.executor.stop()  # pg_ctl stop -m fast
@@ -201,7 +201,7 @@ def test_database_down_for_30_s_under_load_loses_nothing(
 
             ids = answered(outcomes)
             assert len(set(ids)) == len(ids)
-            wait_stored(registry, ids, timeout=15.0 - (time.monotonic() - restarted))
+            wait_stored(registry, ids, timeout=60.0 - (time.monotonic() - restarted))
             shipped_after = time.monotonic() - restarted
             assert not duplicate_ids(registry)
             _wait(lambda: server.get("/readyz")[0] == 200, 10.0, "/readyz to be 200 again")

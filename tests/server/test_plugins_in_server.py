@@ -206,7 +206,7 @@ def test_a_slow_enricher_leaves_its_field_missing_and_the_decision_answers(
         slow.release.set()
     assert body["outputs"] == {"decision": "refer", "score": None, "reasons": ["R01"]}  # no bureau score
     assert slow.calls == 2
-    assert Slow.TIMEOUT <= elapsed < Slow.TIMEOUT + 0.9, elapsed  # waited for the timeout, not for the answer
+    assert Slow.TIMEOUT <= elapsed < 5, elapsed  # cut off at the timeout, never waiting for the 5 s answer
     wait_logged(registry, [body["decision_id"]])
     logged = decision_log.get_decision(registry, body["decision_id"])
     assert logged.enrichment == {"_failed:slow_bureau": "TimeoutError"}
