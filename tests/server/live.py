@@ -419,7 +419,7 @@ def summary(outcomes: Iterable[Outcome]) -> str:
 # ----------------------------------------------------------------------------------------------- the log
 
 
-def wait_stored(registry: Registry, decision_ids: Iterable[str], timeout: float = 15.0) -> float:
+def wait_stored(registry: Registry, decision_ids: Iterable[str], timeout: float = 60.0) -> float:
     """Wait until every id is in the `decisions` table; returns the seconds it took (fails after `timeout`)."""
     started = time.monotonic()
     missing = set(decision_ids)
