@@ -13,17 +13,17 @@ requests/s, p50, p99 and errors for
 - `… with a shadow`: the same with version 2 of `consumer_loan` (the same rules) deployed as a shadow of
   version 1, so every decision is evaluated and logged twice, the second time after the response;
 
-and, with `--attribution`, the decision server with its log shipping paused (decisions spooled, shipped when it
-stops: `DECIDE_SERVER_SHIP_INTERVAL_SECONDS=3600`) and with the registry also polled only hourly
-(`DECIDE_SERVER_REFRESH_SECONDS=3600`), to attribute the cost of those background threads (diagnostic rows, not a
-way to run); then the targets (throughput at least 80 % of bare Flask, p99 at most 2× bare Flask) and the cost of the shadow and
-of fsync-always. Every server: gthread workers, workers = cores + 1, 2 threads, the app preloaded, on a free
-loopback port, started and stopped by this script. The load generator is `wrk` (Debian package `wrk`; a POST
-needs its Lua script in a real file, written here) or, when it is missing or `--tool python`, the bounded Python
-client of `decision_server.bench` — the same tool for every row. Loopback only, bounded in time (about
-`rounds × 4 × (duration + warm-up + 10 s)`).
+and, with `--attribution`, the decision server with its log shipping paused (decisions spooled, shipped when
+it stops: `DECIDE_SERVER_SHIP_INTERVAL_SECONDS=3600`) and with the registry also polled only hourly
+(`DECIDE_SERVER_REFRESH_SECONDS=3600`), to attribute the cost of those background threads (diagnostic rows, not
+a way to run); then the targets (throughput at least 80 % of bare Flask, p99 at most 2× bare Flask) and the cost
+of the shadow and of fsync-always. Every server: gthread workers, workers = cores + 1, 2 threads, the app
+preloaded, on a free loopback port, started and stopped by this script. The load generator is `wrk` (Debian
+package `wrk`; a POST needs its Lua script in a real file, written here) or, when it is missing or `--tool
+python`, the bounded Python client of `decision_server.bench` — the same tool for every row. Loopback only,
+bounded in time (about `rounds × variants × (duration + warm-up + 10 s)`).
 
-    python benchmarks/http/run.py --duration 20 --rounds 2 --out /tmp/http.md
+    python benchmarks/http/run.py --duration 20 --rounds 2 --attribution --out /tmp/http.md
 
 The figures are reports, never asserted: client and servers share the machine's cores, so compare only rows of one
 run. BENCHMARKS.md ("HTTP decision endpoint") has measured ones.
