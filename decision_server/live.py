@@ -41,11 +41,33 @@ class LiveVersion:
     policy_name: str
     number: int
     policy: Policy
+    prepared: Mapping[str, PreparedList]  # each list once per revision, shared by every version reading it
     lists: PreparedLists
     list_revisions: dict[str, Any]
     personal: frozenset[str]  # its pii inputs
     key_field: str | None  # its input marked `key`: what routing hashes
     categorical: tuple[str, ...]  # outputs with a declared set of values or bool: outcome metrics
+
+    @classmethod
+    def build(cls, policy_name: str, number: int, policy: Policy, prepared: Mapping[str, PreparedList]) -> LiveVersion:
+        """The version with `prepared` (PreparedList objects: nothing is converted again) and what is derived
+        from its fields; raises InputError when a list it reads is not in `prepared`."""
+        categorical = tuple(
+            field.name
+            for field in policy.outputs
+            if field.name != "reasons" and (field.type == "bool" or (field.allowed or {}).get("values") is not None)
+        )
+        return cls(
+            policy_name,
+            number,
+            policy,
+            dict(prepared),
+            policy.prepare_lists(prepared),
+            {name: item.revision for name, item in prepared.items()},
+            frozenset(field.name for field in policy.inputs if field.pii),
+            next((field.name for field in policy.inputs if field.key), None),
+            categorical,
+        )
 
 
 @dataclass(frozen=True)
@@ -71,17 +93,6 @@ class Snapshot:
     problems: Mapping[str, str] = field(default_factory=dict)  # policy -> why it is not served
     audit_seq: int = -1
     loaded: bool = False
-
-
-def _describe(version: Policy) -> tuple[frozenset[str], str | None, tuple[str, ...]]:
-    personal = frozenset(field.name for field in version.inputs if field.pii)
-    key_field = next((field.name for field in version.inputs if field.key), None)
-    categorical = tuple(
-        field.name
-        for field in version.outputs
-        if field.name != "reasons" and (field.type == "bool" or (field.allowed or {}).get("values") is not None)
-    )
-    return personal, key_field, categorical
 
 
 class Live:
@@ -204,17 +215,7 @@ class Live:
         prepared: dict[str, PreparedList] = {}
         for name, element_type in compiled.store_lists.items():
             prepared[name] = self._prepared_list(name, element_type, registry_lists)
-        personal, key_field, categorical = _describe(compiled)
-        return LiveVersion(
-            policy,
-            number,
-            compiled,
-            compiled.prepare_lists(prepared),
-            {name: item.revision for name, item in prepared.items()},
-            personal,
-            key_field,
-            categorical,
-        )
+        return LiveVersion.build(policy, number, compiled, prepared)
 
     def _prepared_list(self, name: str, element_type: str, registry_lists: Mapping[str, Any]) -> PreparedList:
         source = self.plugins.list_sources.get(name)

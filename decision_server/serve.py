@@ -29,6 +29,44 @@ def prepare_metrics_directory(config: ServerConfig) -> Path:
     return directory
 
 
+def gunicorn_options(
+    host: str, port: int, workers: int | None = None, threads: int = 2, access_log: bool = False
+) -> dict[str, Any]:
+    """The gunicorn settings of `decide serve` without its hooks: gthread, preloaded, loopback unless told
+    (benchmarks/http/bare_app.py runs its floor under exactly these)."""
+    return {
+        "bind": f"{'[' + host + ']' if ':' in host else host}:{port}",
+        "workers": workers or default_workers(),
+        "worker_class": "gthread",
+        "threads": threads,
+        "preload_app": True,
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "accesslog": "-" if access_log else None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "decide-serve",
+        "control_socket_disable": True,
+    }
+
+
+def run_gunicorn(app: Any, options: dict[str, Any]) -> None:
+    """Run `app` under gunicorn with `options` (None values left at gunicorn's defaults) until it stops."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in options.items():
+                if value is not None:
+                    self.cfg.set(name, value)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()
+
+
 def run(
     config: ServerConfig,
     host: str = "127.0.0.1",
@@ -39,8 +77,6 @@ def run(
     ready_message: str | None = None,
 ) -> None:
     prepare_metrics_directory(config)
-    from gunicorn.app.base import BaseApplication
-
     from decision_server import metrics
     from decision_server.app import create_app
 
@@ -61,32 +97,10 @@ def run(
             server.log.info(ready_message)
 
     options = {
-        "bind": f"{'[' + host + ']' if ':' in host else host}:{port}",
-        "workers": workers or default_workers(),
-        "worker_class": "gthread",
-        "threads": threads,
-        "preload_app": True,
-        "timeout": 30,
-        "graceful_timeout": 10,
-        "keepalive": 5,
-        "accesslog": "-" if access_log else None,
-        "errorlog": "-",
-        "loglevel": "info",
+        **gunicorn_options(host, port, workers, threads, access_log),
         "post_fork": post_fork,
         "worker_exit": worker_exit,
         "child_exit": child_exit,
         "when_ready": when_ready,
-        "proc_name": "decide-serve",
-        "control_socket_disable": True,
     }
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for name, value in options.items():
-                if value is not None:
-                    self.cfg.set(name, value)
-
-        def load(self) -> Any:
-            return app
-
-    Server().run()
+    run_gunicorn(app, options)

@@ -179,24 +179,13 @@ class DecisionService:
             compiled = self.live.compiled_version(policy, version)
         except RegistryError as exc:
             raise from_registry(exc) from None
-        lists = {name: prepared for name, prepared in live.champion.lists.items() if name in compiled.store_lists}
+        prepared = {name: item for name, item in live.champion.prepared.items() if name in compiled.store_lists}
         try:
-            prepared = compiled.prepare_lists(lists)
+            return live, LiveVersion.build(policy, version, compiled, prepared)
         except InputError:
             raise ApiError(
                 "unavailable", f"version {version} of {policy} reads lists the live version does not"
             ) from None
-        personal, key_field, categorical = _describe(compiled)
-        return live, LiveVersion(
-            policy,
-            version,
-            compiled,
-            prepared,
-            {name: live.champion.list_revisions[name] for name in lists},
-            personal,
-            key_field,
-            categorical,
-        )
 
     @staticmethod
     def _envelope(body: Any, allowed: set[str], required: str) -> dict[str, Any]:
@@ -773,12 +762,6 @@ class DecisionService:
             "engine": implementation.IMPLEMENTATION,
         }
         return Reply(200 if ready else 503, body)
-
-
-def _describe(policy: compiler.Policy) -> tuple[frozenset[str], str | None, tuple[str, ...]]:
-    from decision_server.live import _describe as describe
-
-    return describe(policy)
 
 
 _MAX_VERSION = (1 << 31) - 1  # the registry numbers versions with 32-bit integers

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
 
 import orjson
 from flask import Flask, Response, request
@@ -52,39 +51,11 @@ def create_app(answer: bytes | None = None) -> Flask:
     return app
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int = 2) -> dict[str, Any]:
-    """decision_server.serve.run's options, less its hooks (which start and stop the decision service)."""
-    return {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": threads,
-        "preload_app": True,
-        "timeout": 30,
-        "graceful_timeout": 10,
-        "keepalive": 5,
-        "errorlog": "-",
-        "loglevel": "info",
-        "proc_name": "bare-flask",
-        "control_socket_disable": True,
-    }
-
-
 def serve(host: str, port: int, workers: int, threads: int = 2) -> None:
-    from gunicorn.app.base import BaseApplication
+    """The bare app under decide serve's own gunicorn settings (only the process name differs)."""
+    from decision_server.serve import gunicorn_options, run_gunicorn
 
-    app = create_app()
-    options = gunicorn_options(host, port, workers, threads)
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for name, value in options.items():
-                self.cfg.set(name, value)
-
-        def load(self) -> Any:
-            return app
-
-    Server().run()
+    run_gunicorn(create_app(), {**gunicorn_options(host, port, workers, threads), "proc_name": "bare-flask"})
 
 
 if __name__ == "__main__":
