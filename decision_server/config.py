@@ -24,7 +24,7 @@ class ConfigError(DecideError):
 class ServerConfig:
     database_url: str | None = None  # None: DECIDE_DATABASE_URL, else sqlite:///decide.db
     data_dir: str = "decide-data"  # the spool and, unless a key is given, the key that seals personal data
-    pii_key: str | None = None  # a Fernet key (urlsafe base64 of 32 bytes); None: <data_dir>/pii.key
+    pii_key: str | None = None  # 32 bytes in URL-safe base64 (decision_server.sealing); None: <data_dir>/pii.key
     max_body_bytes: int = 1 << 20
     max_batch: int = 1000
     refresh_seconds: float = 0.25  # how often the registry is polled for changes (one cheap query)
@@ -87,12 +87,12 @@ def load_config(overrides: Mapping[str, Any] | ServerConfig | None = None) -> Se
         values[name] = value
     config = replace(ServerConfig(), **{name: _converted(name, value) for name, value in values.items()})
     if config.pii_key is not None:
-        from cryptography.fernet import Fernet
+        from decision_server.sealing import parse_key  # sealing needs this module: imported only here
 
         try:
-            Fernet(config.pii_key.encode())
-        except (ValueError, TypeError):
-            raise ConfigError("setting pii_key is not a Fernet key (32 bytes, URL-safe base64)") from None
+            parse_key(config.pii_key)
+        except ConfigError:
+            raise ConfigError("setting pii_key is not a key of 32 bytes in URL-safe base64") from None
     if config.spool_fsync not in ("interval", "always"):
         raise ConfigError(f"setting spool_fsync is 'interval' or 'always', not {config.spool_fsync!r}")
     return config

@@ -428,7 +428,7 @@ class DecisionService:
             if isinstance(record, dict):
                 # Keep only what a replay needs and nobody can misuse: pii masked here, sealed apart.
                 entry["record"] = sealing.masked(record, personal)
-                entry["sealed_pii"] = self.sealer.seal(record, personal)
+                entry["sealed_pii"] = self.sealer.seal(record, personal, entry["decision_id"])
             else:
                 entry["record"] = {"_not_an_object": True}
                 entry["sealed_pii"] = None
@@ -625,7 +625,7 @@ class DecisionService:
         except RegistryError as exc:
             raise from_registry(exc) from None
         try:
-            record = {**logged.record, **self.sealer.unseal(logged.sealed_pii)}
+            record = {**logged.record, **self.sealer.unseal(logged.sealed_pii, logged.decision_id)}
         except ConfigError as exc:
             raise ApiError("unavailable", str(exc)) from None
         lists = self._lists_as_logged(target, logged)

@@ -2,7 +2,7 @@
 
 Input: `--rounds` (5) and `--calls` (2,000 per round). Output: a markdown table of µs per call (the median round)
 for the pieces `DecisionService.decide` and the view run on the README's request — strict JSON decoding (and plain
-orjson, for comparison), the API key check, the engine, the decision id, sealing the personal data (Fernet),
+orjson, for comparison), the API key check, the engine, the decision id, sealing the personal data (AES-GCM),
 masking, the spool append, the metrics, the response encoding, the whole `decide` — and, off the request path but
 on the same cores, storing one decision in the database (the shipper, in batches of 100). The service runs in this
 process on the demo registry in a temporary directory, started as in a worker, with its shipper and refresher
@@ -30,6 +30,8 @@ if str(REPO) not in sys.path:
 import orjson  # noqa: E402
 
 from benchmarks.http.run import BODY, POLICY, seed_registry  # noqa: E402
+
+DECISION_ID = "0190f3a2-7b1c-7d3e-8f4a-1b2c3d4e5f60"
 from decision_server.bench import temporary_directory  # noqa: E402
 
 
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: version.policy.decide(record, as_of="2026-01-01", lists=version.lists, trace=True),
             )
             run("decision id (`uuid7`)", uuid7)
-            run("seal the pii values (Fernet)", lambda: service.sealer.seal(record, version.personal))
+            run("seal the pii values (AES-GCM)", lambda: service.sealer.seal(record, version.personal, DECISION_ID))
             run("mask the record", lambda: sealing.masked(record, version.personal))
             run(
                 "spool append (orjson + write, fsync interval)",

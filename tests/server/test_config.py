@@ -26,7 +26,8 @@ def test_defaults_then_environment_then_overrides(monkeypatch: pytest.MonkeyPatc
         ({"max_batch": "many"}, "setting max_batch expects int, not 'many'"),
         ({"refresh_seconds": 0}, "setting refresh_seconds must be positive, not 0"),
         ({"spool_fsync": "sometimes"}, "setting spool_fsync is 'interval' or 'always', not 'sometimes'"),
-        ({"pii_key": "not-a-key"}, "setting pii_key is not a Fernet key"),
+        ({"pii_key": "not-a-key"}, "setting pii_key is not a key of 32 bytes in URL-safe base64"),
+        ({"pii_key": "c2hvcnQ="}, "setting pii_key is not a key of 32 bytes in URL-safe base64"),
     ],
 )
 def test_bad_settings_are_named(settings: dict, message: str) -> None:
