@@ -30,9 +30,9 @@ if str(REPO) not in sys.path:
 import orjson  # noqa: E402
 
 from benchmarks.http.run import BODY, POLICY, seed_registry  # noqa: E402
+from decision_server.bench import temporary_directory  # noqa: E402
 
 DECISION_ID = "0190f3a2-7b1c-7d3e-8f4a-1b2c3d4e5f60"
-from decision_server.bench import temporary_directory  # noqa: E402
 
 
 def timed(function: Callable[[], Any], calls: int, rounds: int) -> float:
