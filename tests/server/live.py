@@ -240,9 +240,10 @@ class ServerProcess:
             time.sleep(0.05)
         raise AssertionError(f"gunicorn did not restart its workers within {timeout} s:\n{self.log_tail()}")
 
-    def kill_worker(self) -> int:
-        """`kill -9` one worker; returns its pid."""
-        victim = min(self.worker_pids())
+    def kill_worker(self, among: Iterable[int] = ()) -> int:
+        """`kill -9` one worker (the lowest pid of those in `among` that are workers, else of all); its pid."""
+        workers = self.worker_pids()
+        victim = min(workers & set(among) or workers)
         os.kill(victim, signal.SIGKILL)
         return victim
 
