@@ -7,6 +7,14 @@ any number past ±2**53), or a `JsonInputError` that says what and where: a
 syntax error at its line and column, NaN or Infinity, or a key that appears
 twice in one object (last-wins would silently drop a value). A UTF-8 byte
 order mark at the start is accepted, as in policy and list files.
+
+One pass in the common case: orjson decodes (and checks the syntax), then a
+walk of the result proves it is what the strict decoder would return — no key
+was dropped (every colon of the text is accounted for by a key or by a
+character of a string) and no number could have been an integer past 64 bits
+(orjson turns those into floats). A document the walk cannot vouch for is
+decoded again by the standard library, which finds the duplicate key by name
+and keeps every integer exact.
 """
 
 from __future__ import annotations
@@ -52,11 +60,43 @@ def strip_bom(data: bytes) -> bytes:
     return data[len(_BOM) :] if data.startswith(_BOM) else data
 
 
+_INEXACT_FLOAT = float(2**63)  # orjson keeps integers exact up to 2**64; a float this large may have been one
+
+
+def _vouched(value: Any, data: bytes) -> bool:
+    """Whether orjson's `value` of `data` is what the strict decoder returns: no duplicate key, no big integer.
+
+    Every colon outside a string follows a key, so the text's colons are its keys plus the colons inside its
+    strings. A dropped duplicate key takes a colon (and its value's strings) out of the decoded value, so the
+    decoded keys and string colons fall short of the text's colons exactly when a key appeared twice — unless a
+    colon was written as an escape (``\\u003a``), which is left to the strict decoder.
+    """
+    if b"\\u003" in data:
+        return False
+    accounted = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            accounted += len(item)
+            for name, member in item.items():
+                accounted += name.count(":")
+                pending.append(member)
+        elif kind is list:
+            pending.extend(item)
+        elif kind is str:
+            accounted += item.count(":")
+        elif kind is float and not -_INEXACT_FLOAT < item < _INEXACT_FLOAT:
+            return False
+    return accounted == data.count(b":")
+
+
 def loads(data: bytes) -> Any:
     """Decode one JSON document strictly (see the module docstring)."""
     data = strip_bom(data)
     try:
-        orjson.loads(data)  # the fast, strict syntax check, with precise positions
+        value = orjson.loads(data)  # the fast, strict syntax check, with precise positions
     except orjson.JSONDecodeError as exc:
         rest = data[exc.pos : exc.pos + 9]
         hint = ""
@@ -65,6 +105,8 @@ def loads(data: bytes) -> Any:
         elif "infinity" in exc.msg:
             hint = " (the number is too large)"
         raise JsonInputError(f"invalid JSON: {exc.msg}{hint}", exc.lineno, exc.colno) from None
+    if _vouched(value, data):
+        return value
     try:
         return json.loads(data, object_pairs_hook=_object, parse_constant=_constant)
     except _DuplicateKey as exc:
