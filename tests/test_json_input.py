@@ -58,9 +58,12 @@ def _check(data: bytes) -> None:
 
 # Text pieces written out by hand (not json.dumps of a dict, which cannot hold a repeated key).
 _KEYS = st.sampled_from(["a", "b", "a:b", ":", "c::", "\\u003a", "a\\u003Ab", "\\u0041", '\\"x:\\"'])
-_INTEGERS = st.sampled_from(
-    [0, -1, 2**53, 2**53 + 1, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64 - 1, 2**64, -(2**64), 10**30]
-) | st.integers()
+_INTEGERS = (
+    st.sampled_from(
+        [0, -1, 2**53, 2**53 + 1, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64 - 1, 2**64, -(2**64), 10**30]
+    )
+    | st.integers()
+)
 _SCALARS = st.one_of(
     _INTEGERS.map(str),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
