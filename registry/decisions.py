@@ -13,7 +13,7 @@ governed records, and the database's own row locking is enough.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -55,35 +55,39 @@ _PLAIN_FIELDS = (
 )
 
 
-def _row_values(record: Mapping[str, Any]) -> dict[str, Any]:
-    values = {name: record.get(name) for name in _PLAIN_FIELDS}
-    for name, column in _JSON_FIELDS.items():
+_NOT_NULL_JSON = {"record", "lists"}  # stored as {} when a record has none
+_COLUMNS = (*_PLAIN_FIELDS, *_JSON_FIELDS.values(), "logged_at")
+_STORE_SQL = {
+    dialect: f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join(marker for _ in _COLUMNS)}) "
+    "ON CONFLICT (decision_id) DO NOTHING"
+    for dialect, marker in (("sqlite", "?"), ("postgresql", "%s"))
+}
+
+
+def _row_values(record: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
+    values = [record.get(name) for name in _PLAIN_FIELDS]
+    for name in _JSON_FIELDS:
         value = record.get(name)
-        values[column] = None if value is None else orjson.dumps(value).decode()
-    values["record_json"] = values["record_json"] or "{}"
-    values["lists_json"] = values["lists_json"] or "{}"
-    values["logged_at"] = audit.parse_instant(record["logged_at"])
-    return values
-
-
-def _insert(dialect: str):
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DecisionRow)
+        if value is None:
+            values.append("{}" if name in _NOT_NULL_JSON else None)
+        else:
+            values.append(orjson.dumps(value).decode())
+    logged_at = audit.parse_instant(record["logged_at"])
+    # SQLite keeps a DateTime as the text SQLAlchemy writes (UTC, naive); psycopg adapts the datetime itself.
+    values.append(logged_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else logged_at)
+    return tuple(values)
 
 
 def store_decisions(registry: Registry, records: Iterable[Mapping[str, Any]]) -> int:
     """Store decision records (spool lines); ids already stored are skipped. Returns how many were new."""
-    rows = [_row_values(record) for record in records]
+    rows = [_row_values(record, registry.dialect) for record in records]
     if not rows:
         return 0
-    statement = (
-        _insert(registry.dialect)
-        .on_conflict_do_nothing(index_elements=["decision_id"])
-        .returning(DecisionRow.decision_id)  # rowcount of a multi-row upsert is not reliable across drivers
-    )
     with registry.write(exclusive=False) as session:
-        # The rows as parameters (SQLAlchemy's insertmanyvalues), not in `.values(rows)`: a statement compiled
-        # afresh for every batch cost ~2 ms a row, slower than one worker serves decisions.
-        return len(session.connection().execute(statement, rows).all())
+        # One prepared statement run for every row by the driver (executemany), without SQLAlchemy's per-row
+        # processing: the shipper runs on the cores that serve the requests, and this is most of its time.
+        # Both drivers sum the rows each run inserted (a skipped duplicate inserts none).
+        return session.connection().exec_driver_sql(_STORE_SQL[registry.dialect], rows).rowcount
 
 
 def _entity(row: DecisionRow) -> LoggedDecision:

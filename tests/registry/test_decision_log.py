@@ -49,6 +49,24 @@ def test_storing_twice_stores_once(registry: Registry) -> None:
     assert logged.logged_at == audit.parse_instant("2026-11-21T10:00:00.000001+00:00")
 
 
+def test_a_logged_time_is_stored_as_its_instant_and_found_by_time(registry: Registry) -> None:
+    """The shipper writes rows through the driver, not the ORM: its times must read back, sort and compare as the
+    ORM's do — the same instant whatever offset the record was written with."""
+    decision_log.store_decisions(
+        registry,
+        [
+            _record(IDS[0], logged_at="2026-11-21T09:59:59.999999+00:00"),
+            _record(IDS[1], logged_at="2026-11-21T12:00:00.000001+02:00"),  # 10:00:00.000001 UTC
+            _record(IDS[2], logged_at="2026-11-21T10:00:00.5+00:00"),
+        ],
+    )
+    assert decision_log.get_decision(registry, IDS[1]).logged_at == audit.parse_instant("2026-11-21T10:00:00.000001Z")
+    window = decision_log.iter_decisions(
+        registry, since=audit.parse_instant("2026-11-21T10:00:00Z"), until=audit.parse_instant("2026-11-21T10:00:01Z")
+    )
+    assert [logged.decision_id for batch in window for logged in batch] == IDS[1:3]
+
+
 @pytest.mark.parametrize(
     "statement",
     [
