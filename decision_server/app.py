@@ -98,10 +98,10 @@ def create_app(
                 response = _error_response(exc)
             if metric:
                 body = reply.body if reply is not None and isinstance(reply.body, dict) else {}
-                metrics.REQUESTS.labels(
-                    policy, str(body.get("version", "")), body.get("arm", ""), response.status_code
-                ).inc()
-                metrics.REQUEST_SECONDS.labels(policy).observe(time.perf_counter() - started)
+                # The path's policy name is the caller's text: only a served policy's name becomes a label.
+                label = policy if policy in service.live.snapshot.policies else "(not served)"
+                metrics.requests(label, str(body.get("version", "")), body.get("arm", ""), response.status_code).inc()
+                metrics.request_seconds(label).observe(time.perf_counter() - started)
             return response
 
         view.__name__ = handler.__name__

@@ -5,13 +5,15 @@ text exposition for `/metrics`. When PROMETHEUS_MULTIPROC_DIR is set (decide ser
 is imported, and wipes it at start), every worker writes its values to that directory and `/metrics` sums them
 with a `MultiProcessCollector`; otherwise (one process, the Flask test client) the default registry is used.
 
-Labels never carry input values: policy, version, arm, HTTP status, and for outcomes only outputs whose values
-are a declared set (`in {...}`) or booleans, so no personal value and no unbounded label can reach a metric.
+Labels never carry input values: policy (a served policy's name; any other name a request's path holds counts as
+"(not served)"), version, arm, HTTP status, and for outcomes only outputs whose values are a declared set
+(`in {...}`) or booleans, so no personal value and no unbounded label can reach a metric.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -56,6 +58,30 @@ SHADOW_SECONDS = Histogram(
 LISTENER_FAILURES = Counter("decide_listener_failures", "Decision listeners that raised", ["listener"])
 ENRICHER_FAILURES = Counter("decide_enricher_failures", "Enrichers that failed or timed out", ["enricher"])
 SWAPS = Counter("decide_deployment_swaps", "Deployments swapped in by a worker", ["policy"])
+
+
+class Children:
+    """A labelled metric's children by their label values, looked up in a dict: `labels()` checks its arguments
+    and takes a lock on every call, a tenth of a request's metrics time. The label values are bounded (see above),
+    and so is the cache; past `limit` children it simply calls `labels()`."""
+
+    def __init__(self, metric: Any, limit: int = 10_000) -> None:
+        self.metric, self.limit = metric, limit
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def __call__(self, *values: Any) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self.metric.labels(*values)
+            if len(self._children) < self.limit:
+                self._children[values] = child
+        return child
+
+
+requests = Children(REQUESTS)
+request_seconds = Children(REQUEST_SECONDS)
+engine_seconds = Children(ENGINE_SECONDS)
+outcomes = Children(OUTCOMES)
 
 
 def exposition() -> tuple[bytes, str]:

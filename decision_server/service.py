@@ -109,8 +109,9 @@ class DecisionService:
                 lambda records: decision_log.store_decisions(self.registry, records),
                 config.ship_interval_seconds,
                 config.ship_batch,
-                on_shipped=self._shipped,
+                on_shipped=metrics.LOG_SHIPPED.inc,
                 on_failure=self._ship_failed,
+                on_backlog=metrics.LOG_BACKLOG.set,
             )
             self.background: queue.Queue = queue.Queue(maxsize=config.shadow_queue)
             self.enricher_pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="decide-enricher")
@@ -129,13 +130,8 @@ class DecisionService:
         self.registry.dispose()
         self.started_pid = None
 
-    def _shipped(self, count: int) -> None:
-        metrics.LOG_SHIPPED.inc(count)
-        metrics.LOG_BACKLOG.set(self.spool.backlog())
-
     def _ship_failed(self, exc: Exception) -> None:
         metrics.LOG_SHIP_FAILURES.inc()
-        metrics.LOG_BACKLOG.set(self.spool.backlog())
         if self.shipper.failures in (1, 10, 100) or self.shipper.failures % 1000 == 0:
             message = exc.message if isinstance(exc, RegistryError) else type(exc).__name__
             log.warning(
@@ -386,10 +382,8 @@ class DecisionService:
         for name in version.categorical:
             value = outputs.get(name)
             if value is not None:
-                metrics.OUTCOMES.labels(
-                    live.name, name, str(value).lower() if isinstance(value, bool) else str(value)
-                ).inc()
-        metrics.ENGINE_SECONDS.labels(live.name).observe(engine_us / 1e6)
+                metrics.outcomes(live.name, name, str(value).lower() if isinstance(value, bool) else str(value)).inc()
+        metrics.engine_seconds(live.name).observe(engine_us / 1e6)
         self._after(live, log_entry, record, version)
         return Reply(200, body), log_entry
 
@@ -453,7 +447,6 @@ class DecisionService:
             raise ApiError(
                 "unavailable", "the decision could not be logged (the server's spool is not writable)"
             ) from None
-        metrics.LOG_BACKLOG.set(self.spool.backlog())
 
     # ----------------------------------------------------------------------------- after the response
 

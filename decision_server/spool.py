@@ -190,6 +190,7 @@ class Shipper:
     batch: int = 500
     on_shipped: Callable[[int], None] = lambda count: None
     on_failure: Callable[[Exception], None] = lambda exc: None
+    on_backlog: Callable[[int], None] = lambda count: None  # how many lines wait: before and after each round
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     failures: int = 0
@@ -209,6 +210,7 @@ class Shipper:
         while not self._stop.wait(delay):
             if not self.spool.fsync_always:
                 self.spool.sync()
+            self.on_backlog(self.spool.backlog())
             try:
                 shipped = self.ship_once()
             except Exception as exc:  # the database is down, or refused a batch: keep it and retry later
@@ -219,6 +221,7 @@ class Shipper:
             self.failures, delay = 0, self.interval
             if shipped:
                 self.on_shipped(shipped)
+                self.on_backlog(self.spool.backlog())
 
     def stop(self, drain_seconds: float = 5.0) -> None:
         """Stop the thread, then try to ship what is left for up to `drain_seconds` (a graceful shutdown)."""

@@ -206,6 +206,31 @@ def test_a_key_not_scoped_to_the_policy_is_a_403_and_a_policy_not_live_a_404(
         error_of(client.get(path, headers=headers), 404, "not_found", f"no such endpoint: {path}")
 
 
+def _requests_counted(client: FlaskClient) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics").get_data(as_text=True)
+    counted: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "decide_requests_total":
+                policy = sample.labels["policy"]
+                counted[policy] = counted.get(policy, 0.0) + sample.value
+    return counted
+
+
+def test_a_policy_name_nobody_serves_never_becomes_a_metric_label(client: FlaskClient, headers: dict[str, str]) -> None:
+    """The name in a path is the caller's text: a label per name would let any caller grow /metrics without
+    bound (and a name could be anything, a personal value too). Every such request counts as "(not served)"."""
+    before = _requests_counted(client)
+    names = [f"applicant_AB{number:06d}" for number in range(40)]
+    for name in names:
+        error_of(client.post(f"/v1/decisions/{name}", json={"input": {}}, headers=headers), 403, "permission_denied")
+    after = _requests_counted(client)
+    assert not [policy for policy in after if policy.startswith("applicant_")]
+    assert after["(not served)"] - before.get("(not served)", 0.0) == len(names)
+
+
 # ----------------------------------------------------------------------------- 405, 413, 415
 
 
