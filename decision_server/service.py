@@ -65,7 +65,8 @@ def uuid7() -> str:
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # variant 10
-    return str(uuid.UUID(int=value))
+    digits = f"{value:032x}"  # the canonical text form, without building a uuid.UUID
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def _now_text() -> str:

@@ -1,0 +1,27 @@
+"""Decision ids are UUIDv7 (RFC 9562) in the canonical text form: version 7, variant 10, the Unix milliseconds
+of their making in the first 48 bits — so ids sort by time — and unique."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from decision_server.service import uuid7
+
+
+def test_a_decision_id_is_a_canonical_uuid7_of_its_time() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [uuid7() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # lower-case hex, dashes at 8-4-4-4-12
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert before <= parsed.int >> 80 <= after
+
+
+def test_ids_made_in_later_milliseconds_sort_later() -> None:
+    first = uuid7()
+    time.sleep(0.002)
+    assert uuid7() > first
