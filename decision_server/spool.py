@@ -10,9 +10,12 @@ How nothing is lost:
   `spool_fsync = "always"` the line is also fsynced before the response; by default the shipper fsyncs each
   interval, so a power loss can cost the decisions of the last interval (0.2 s).
 - The shipper thread of each worker ships its own segments from the offset it reached, and any segment whose
-  lock it can take — one whose writer died — from the start. A segment is deleted only after every line of it
-  is stored. Storing skips ids already stored, so a segment shipped twice (a worker killed after storing,
-  before deleting) stores nothing twice.
+  lock it can take — one whose writer died — from the start. Its own lines it takes from memory: each append
+  also keeps the record (and its line's length) until it is stored, so the shipper neither reads nor decodes
+  what this process just wrote. The file stays the durable copy: once more than `memory_limit` records wait
+  (the database is away), a segment's records are no longer kept, and it is shipped from its file from then
+  on. A segment is deleted only after every line of it is stored. Storing skips ids already stored, so a
+  segment shipped twice (a worker killed after storing, before deleting) stores nothing twice.
 - While the database is down, shipping fails, backs off (doubling, with jitter, up to 5 s) and retries; the
   spool grows, and requests go on being answered. `backlog()` is how many lines wait.
 """
@@ -45,16 +48,26 @@ class _Segment:
     lines: int = 0
     shipped_lines: int = 0
     closed: bool = False
+    # The unshipped lines' records and lengths, in order (None once dropped: then the file is read instead).
+    memory: list[tuple[dict[str, Any], int]] | None = field(default_factory=list)
 
 
 class Spool:
     """One worker's append-only spool (create it in the worker, after fork)."""
 
-    def __init__(self, directory: Path, segment_bytes: int = 8 << 20, fsync_always: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        segment_bytes: int = 8 << 20,
+        fsync_always: bool = False,
+        memory_limit: int = 20_000,
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self.fsync_always = fsync_always
+        self.memory_limit = memory_limit  # records kept in memory for the shipper, over all segments
+        self._in_memory = 0
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._segments: list[_Segment] = []
@@ -80,6 +93,13 @@ class Spool:
                 os.fsync(segment.descriptor)
             segment.size += len(line)
             segment.lines += 1
+            if segment.memory is not None:
+                if self._in_memory < self.memory_limit:
+                    segment.memory.append((dict(record), len(line)))
+                    self._in_memory += 1
+                else:
+                    self._in_memory -= len(segment.memory)
+                    segment.memory = None
             if segment.size >= self.segment_bytes:
                 segment.closed = True
                 self._open_segment()
@@ -103,16 +123,30 @@ class Spool:
             segments = list(self._segments)
         shipped = 0
         for segment in segments:
-            with open(segment.path, "rb") as handle:
-                handle.seek(segment.shipped)
-                data = handle.read(max(segment.size - segment.shipped, 0))
-            end = data.rfind(b"\n") + 1
-            for records, used in _batches(data[:end], batch):
-                store(records)
-                with self._lock:
-                    segment.shipped += used
-                    segment.shipped_lines += len(records)
-                shipped += len(records)
+            with self._lock:
+                kept = None if segment.memory is None else list(segment.memory)
+            if kept is not None:
+                for start in range(0, len(kept), batch):
+                    chunk = kept[start : start + batch]
+                    store([record for record, _ in chunk])
+                    with self._lock:
+                        segment.shipped += sum(length for _, length in chunk)
+                        segment.shipped_lines += len(chunk)
+                        if segment.memory is not None:  # (appends only add at the end)
+                            del segment.memory[: len(chunk)]
+                            self._in_memory -= len(chunk)
+                    shipped += len(chunk)
+            else:
+                with open(segment.path, "rb") as handle:
+                    handle.seek(segment.shipped)
+                    data = handle.read(max(segment.size - segment.shipped, 0))
+                end = data.rfind(b"\n") + 1
+                for records, used, lines in _batches(data[:end], batch):
+                    store(records)
+                    with self._lock:
+                        segment.shipped += used
+                        segment.shipped_lines += lines
+                    shipped += len(records)
             with self._lock:
                 if segment.closed and segment.shipped >= segment.size:
                     os.close(segment.descriptor)
@@ -128,12 +162,14 @@ class Spool:
                     segment.path.unlink(missing_ok=True)
                 os.close(segment.descriptor)
             self._segments.clear()
+            self._in_memory = 0
 
 
-def _batches(data: bytes, batch: int) -> Iterable[tuple[list[dict[str, Any]], int]]:
-    """Complete lines as records, `batch` at a time, each with the bytes it used."""
+def _batches(data: bytes, batch: int) -> Iterable[tuple[list[dict[str, Any]], int, int]]:
+    """Complete lines as records, `batch` at a time, each with the bytes and the lines it used (a damaged line
+    is used, and skipped: it can never be stored)."""
     records: list[dict[str, Any]] = []
-    start = used = 0
+    start = used = lines = 0
     while start < len(data):
         end = data.index(b"\n", start) + 1
         try:
@@ -141,12 +177,13 @@ def _batches(data: bytes, batch: int) -> Iterable[tuple[list[dict[str, Any]], in
         except orjson.JSONDecodeError:
             log.error("spool: skipped a damaged line of %d bytes", end - start)
         used += end - start
+        lines += 1
         start = end
         if len(records) >= batch:
-            yield records, used
-            records, used = [], 0
+            yield records, used, lines
+            records, used, lines = [], 0, 0
     if records or used:
-        yield records, used
+        yield records, used, lines
 
 
 def ship_orphans(directory: Path, store: Callable[[list[dict[str, Any]]], None], batch: int, own: set[Path]) -> int:
@@ -171,7 +208,7 @@ def ship_orphans(directory: Path, store: Callable[[list[dict[str, Any]]], None],
             end = data.rfind(b"\n") + 1
             if end < len(data):
                 log.error("spool: %s ends with a torn line of %d bytes (not stored)", path.name, len(data) - end)
-            for records, _ in _batches(data[:end], batch):
+            for records, _, _ in _batches(data[:end], batch):
                 store(records)
                 shipped += len(records)
             path.unlink(missing_ok=True)

@@ -91,6 +91,40 @@ def test_appended_lines_are_shipped_once_in_order_in_batches(tmp_path: Path) -> 
     spool.close()
 
 
+def _scribble_over(path: Path) -> None:
+    """Overwrite every byte of a segment but its newlines (the writer's own lines, as the shipper would read them)."""
+    data = path.read_bytes()
+    with open(path, "r+b") as handle:
+        handle.write(bytes(byte if byte == 0x0A else 0x23 for byte in data))
+
+
+def test_own_lines_are_shipped_from_memory_and_from_the_file_past_the_memory_limit(tmp_path: Path) -> None:
+    """The shipper takes its own lines from memory: it stores them even where the file no longer holds them.
+    Past the memory limit the file is what it reads, from the line the memory had reached."""
+    spool = Spool(tmp_path / "kept")
+    for n in range(4):
+        spool.append(record(n))
+    _scribble_over(segments(tmp_path / "kept")[0])
+    store = Collector()
+    assert spool.ship(store, batch=3) == 4
+    assert store.ids == [0, 1, 2, 3] and spool.backlog() == 0
+    spool.close()
+
+    limited = Spool(tmp_path / "limited", memory_limit=2)
+    store = Collector()
+    limited.append(record(0))
+    assert limited.ship(store, batch=10) == 1  # from memory
+    for n in range(1, 6):  # the third record waiting passes the limit: this segment is read from its file now
+        limited.append(record(n))
+    assert limited.ship(store, batch=2) == 5
+    assert store.ids == [0, 1, 2, 3, 4, 5] and limited.backlog() == 0
+    limited.append(record(6))
+    _scribble_over(segments(tmp_path / "limited")[0])
+    assert limited.ship(store, batch=2) == 0  # read from the file, damaged there: skipped, and said so
+    assert limited.backlog() == 0
+    limited.close()
+
+
 def test_segments_rotate_and_each_is_deleted_once_shipped(tmp_path: Path) -> None:
     line = len(orjson.dumps(record(0))) + 1
     spool = Spool(tmp_path, segment_bytes=3 * line)  # a new segment after every third line
