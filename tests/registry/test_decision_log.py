@@ -61,10 +61,16 @@ def test_a_logged_time_is_stored_as_its_instant_and_found_by_time(registry: Regi
         ],
     )
     assert decision_log.get_decision(registry, IDS[1]).logged_at == audit.parse_instant("2026-11-21T10:00:00.000001Z")
+    # The server's own form (UTC, microseconds) takes a shorter way to its text on SQLite: the same instant.
+    assert decision_log.get_decision(registry, IDS[0]).logged_at == audit.parse_instant("2026-11-21T09:59:59.999999Z")
     window = decision_log.iter_decisions(
         registry, since=audit.parse_instant("2026-11-21T10:00:00Z"), until=audit.parse_instant("2026-11-21T10:00:01Z")
     )
     assert [logged.decision_id for batch in window for logged in batch] == IDS[1:3]
+    window = decision_log.iter_decisions(
+        registry, since=audit.parse_instant("2026-11-21T09:59:59Z"), until=audit.parse_instant("2026-11-21T10:00:00Z")
+    )
+    assert [logged.decision_id for batch in window for logged in batch] == IDS[:1]
 
 
 @pytest.mark.parametrize(
