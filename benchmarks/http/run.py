@@ -25,6 +25,15 @@ bounded in time (about `rounds × variants × (duration + warm-up + 10 s)`).
 
     python benchmarks/http/run.py --duration 20 --rounds 2 --attribution --out /tmp/http.md
 
+With `--paired N` it runs instead N pairs of slices of `--duration` seconds on two servers started once and kept
+running (bare Flask and the decision server, the other idle meanwhile), in the order B D, D B, B D, …, and
+compares each decision slice with the bare slice next to it: on a host whose speed drifts by a factor of two in
+minutes (this project's CI VM), only neighbours in time compare. A decision slice counts until the log has caught
+up (every answered decision stored), so the log's whole cost is in its figure; the steal time the hypervisor
+reported during each slice is shown beside it.
+
+    python benchmarks/http/run.py --paired 6 --duration 15 --warmup 5 --out /tmp/paired.md
+
 The figures are reports, never asserted: client and servers share the machine's cores, so compare only rows of one
 run. BENCHMARKS.md ("HTTP decision endpoint") has measured ones.
 """
@@ -161,6 +170,12 @@ def machine() -> dict[str, str]:
 
 def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs so far, from /proc/stat (steal: time the hypervisor ran someone else)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return fields[7], sum(fields)
 
 
 # ----------------------------------------------------------------------------- the load generators
@@ -317,6 +332,146 @@ def run_variant(
                     round(cpu_us, 1), detail, logged)  # fmt: skip
 
 
+# ----------------------------------------------------------------------------- paired slices
+
+
+@dataclass
+class Slice:
+    pair: int
+    variant: str
+    requests: int
+    seconds: float  # load seconds, plus for the decision server the time until its log caught up
+    load_seconds: float
+    p50_us: float
+    p99_us: float
+    errors: int
+    cpu_us: float
+    steal: float  # share of all CPU time the hypervisor reported as stolen during the slice
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+def _slice(
+    pair: int, variant: str, server: ServerProcess, registry: Any, key: str, script: Path, tool: str,
+    arguments: argparse.Namespace,
+) -> Slice:  # fmt: skip
+    before = logged_counts(registry)[0]
+    steal_before, total_before = cpu_times()
+    cpu_before = process_tree_cpu(server.pid)
+    started = time.monotonic()
+    requests, seconds, p50, p99, errors, _ = measure(
+        tool, script, server.port, key, arguments.duration, arguments.connections
+    )
+    counted = seconds
+    if variant == DECIDE:
+        # Every request wrk sent was answered (errors are counted apart), so the log must reach `requests`.
+        while logged_counts(registry)[0] - before < requests - errors and time.monotonic() - started < seconds + 60:
+            time.sleep(0.02)
+        counted = time.monotonic() - started
+    cpu_us = (process_tree_cpu(server.pid) - cpu_before) / max(requests, 1) * 1e6
+    steal_after, total_after = cpu_times()
+    steal = (steal_after - steal_before) / max(total_after - total_before, 1)
+    return Slice(pair, variant, requests, counted, seconds, p50, p99, errors, cpu_us, steal)
+
+
+def run_paired(
+    directory: Path, url: str, key: str, registry: Any, tool: str, arguments: argparse.Namespace
+) -> list[Slice]:
+    """Pairs of slices, B D then D B, on a bare Flask server and a decision server that both keep running."""
+    answer = directory / "answer.json"
+    environment = {"PYTHONPATH": str(REPO), "BARE_ANSWER_FILE": str(answer)}
+    script = directory / "post.lua"
+    script.write_text(WRK_SCRIPT.format(body=BODY.decode(), key=key))
+    decide_port, bare_port = free_port(), free_port()
+    decide = ServerProcess(
+        [sys.executable, "-m", "decide_cli", "serve", "--db", url, "--data-dir", str(directory / "data-paired"),
+         "--port", str(decide_port)],
+        decide_port, directory / "server-paired-decide.log", environment,
+    )  # fmt: skip
+    bare = ServerProcess(
+        [sys.executable, "-m", "benchmarks.http.bare_app", "--port", str(bare_port)],
+        bare_port, directory / "server-paired-bare.log", environment,
+    )  # fmt: skip
+    slices: list[Slice] = []
+    with decide:
+        decide.wait_ready()
+        connection = http.client.HTTPConnection("127.0.0.1", decide_port, timeout=10)
+        connection.request("POST", PATH, BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+        response = connection.getresponse()
+        reply = response.read()
+        connection.close()
+        if response.status != 200:
+            raise RuntimeError(f"the decision server's first request got {response.status}: {reply[:300]!r}")
+        answer.write_bytes(reply)
+        with bare:
+            bare.wait_ready()
+            for server in (bare, decide):
+                measure(tool, script, server.port, key, arguments.warmup, arguments.connections)
+            servers = {BARE: bare, DECIDE: decide}
+            for pair in range(1, arguments.paired + 1):
+                order = (BARE, DECIDE) if pair % 2 else (DECIDE, BARE)
+                for variant in order:
+                    done = _slice(pair, variant, servers[variant], registry, key, script, tool, arguments)
+                    print(
+                        f"pair {pair}: {variant}: {done.per_second:,.0f}/s p99 {_ms(done.p99_us)} "
+                        f"steal {done.steal:.1%}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    slices.append(done)
+    return slices
+
+
+def paired_report(slices: list[Slice], facts: dict[str, str], tool: str, arguments: argparse.Namespace) -> str:
+    pairs = sorted({done.pair for done in slices})
+    by = {(done.pair, done.variant): done for done in slices}
+    throughput = [by[pair, DECIDE].per_second / by[pair, BARE].per_second for pair in pairs]
+    raw = [by[pair, DECIDE].requests / by[pair, DECIDE].load_seconds / by[pair, BARE].per_second for pair in pairs]
+    latency = [by[pair, DECIDE].p99_us / by[pair, BARE].p99_us for pair in pairs]
+    tool_name = "wrk 4.1 (one thread)" if tool != "python" else "the Python client of decision_server.bench"
+    lines = [
+        f"**Machine:** {facts['cpu']}, {facts['cores']} cores, {facts['memory']} RAM, {facts['os']}, "
+        f"{facts['python']}; {facts['packages']}. Load average before the run: {facts['load_before']}.",
+        "",
+        f"**Tool:** {tool_name}, {arguments.connections} keep-alive connections; {len(pairs)} pairs of "
+        f"{arguments.duration:.0f} s slices (B D, D B, …) on two servers kept running, after {arguments.warmup:.0f} s "
+        f"of warm-up each. **Servers:** gunicorn gthread, {default_workers()} workers (cores + 1), 2 threads, "
+        f"preloaded, on loopback; the decision log on, spool fsync `interval`. **Request:** the README's "
+        f"(`consumer_loan`, trace on), {len(BODY)} bytes; the answer {facts.get('answer_bytes', '?')} bytes from both. "
+        "A decision slice's time runs until its log has caught up.",
+        "",
+        "| pair | server | requests/s | p50 | p99 | errors | CPU/request | steal | requests/s vs bare | p99 vs bare |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for pair in pairs:
+        for variant in (BARE, DECIDE):
+            done = by[pair, variant]
+            versus = ("", "")
+            if variant == DECIDE:
+                versus = (f"{throughput[pair - 1]:.0%}", f"{latency[pair - 1]:.2f}×")
+            lines.append(
+                f"| {pair} | {variant} | {done.per_second:,.0f} | {_ms(done.p50_us)} | {_ms(done.p99_us)} | "
+                f"{done.errors} of {done.requests:,} | {done.cpu_us:.0f} µs | {done.steal:.1%} | {versus[0]} | "
+                f"{versus[1]} |"
+            )
+    median_throughput, median_latency = statistics.median(throughput), statistics.median(latency)
+    met = lambda ok: "met" if ok else "**missed**"  # noqa: E731
+    lines += [
+        "",
+        f"- Throughput at least 80 % of bare Flask: median of the pairs {median_throughput:.0%} (range "
+        f"{min(throughput):.0%}–{max(throughput):.0%}) — {met(median_throughput >= 0.8)}. Counting only the load's "
+        f"own seconds (not the log catching up): median {statistics.median(raw):.0%}.",
+        f"- p99 at most 2× bare Flask: median of the pairs {median_latency:.2f}× (range {min(latency):.2f}–"
+        f"{max(latency):.2f}×) — {met(median_latency <= 2.0)}.",
+        f"- Server CPU per request, median: bare Flask "
+        f"{statistics.median(by[pair, BARE].cpu_us for pair in pairs):.0f} µs, decision server "
+        f"{statistics.median(by[pair, DECIDE].cpu_us for pair in pairs):.0f} µs.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------- the report
 
 
@@ -408,6 +563,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="Also run the decision server with log shipping paused, and with the registry polled hourly too.",
     )
+    parser.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Instead: N pairs of --duration slices, bare Flask and the decision server alternating (B D, D B, ...).",
+    )
     parser.add_argument("--out", help="Also write the markdown report to this file.")
     parser.add_argument("--json", help="Also write every measurement as JSON to this file.")
     arguments = parser.parse_args(argv)
@@ -418,10 +580,13 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine()
     facts["load_before"] = f"{load_average():.2f}"
     results: list[Measured] = []
+    slices: list[Slice] = []
     with temporary_directory("decide-http-bench-") as directory:
         url, key, registry = seed_registry(directory)
         try:
-            for number in range(1, arguments.rounds + 1):
+            if arguments.paired:
+                slices = run_paired(directory, url, key, registry, tool, arguments)
+            for number in range(1, 0 if arguments.paired else arguments.rounds + 1):
                 for variant in (*VARIANTS, *(ATTRIBUTION if arguments.attribution else ())):
                     result = run_variant(variant, number, directory, url, key, registry, tool, arguments)
                     print(
@@ -435,15 +600,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             registry.dispose()
     facts["load_after"] = f"{load_average():.2f}"
-    text = report(results, facts, tool, arguments)
+    text = paired_report(slices, facts, tool, arguments) if slices else report(results, facts, tool, arguments)
     print(text)
     if arguments.out:
         Path(arguments.out).write_text(text, encoding="utf-8")
     if arguments.json:
+        measured = [{**asdict(done), "per_second": done.per_second} for done in slices] or [
+            asdict(result) for result in results
+        ]
         Path(arguments.json).write_bytes(
-            orjson.dumps(
-                {"machine": facts, "results": [asdict(result) for result in results]}, option=orjson.OPT_INDENT_2
-            )
+            orjson.dumps({"machine": facts, "results": measured}, option=orjson.OPT_INDENT_2)
         )
     return 0
 
