@@ -6,7 +6,10 @@ the last request *sent after it* that was still answered by the previous version
 JSON. Loopback only, bounded in time (about 3 s per activation). Uses the live tests' server and load helpers
 (tests/server/live.py), so this measures exactly what those tests check.
 
-    python benchmarks/http/swap_lag.py [--activations 10] [--db postgresql://…] [--format json]
+    python benchmarks/http/swap_lag.py [--activations 10] [--db postgresql://… | --postgresql] [--format json]
+
+`--postgresql` starts a throwaway PostgreSQL cluster of its own on loopback (the tests' `tests/databases.py`:
+Debian's `postgresql` binaries, nothing to set up) and deletes it afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,11 +68,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rate", type=float, default=150.0, help="requests per second per thread")
     parser.add_argument("--db", help="a PostgreSQL URL (default: a throwaway SQLite file)")
+    parser.add_argument("--postgresql", action="store_true", help="on a throwaway PostgreSQL cluster of its own")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="decide-swap-") as directory:
+    with tempfile.TemporaryDirectory(prefix="decide-swap-") as directory, ExitStack() as stack:
         work = Path(directory)
         db_url = options.db or f"sqlite:///{work / 'registry.db'}"
+        if options.postgresql:
+            from tests.databases import running_postgresql
+
+            db_url = stack.enter_context(stack.enter_context(running_postgresql()).database())
         lags = measure(db_url, work, options.activations, options.threads, options.rate)
     backend = db_url.split(":", 1)[0]
     if options.format == "json":
