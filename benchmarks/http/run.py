@@ -353,6 +353,14 @@ class Slice:
         return self.requests / self.seconds
 
 
+def wait_logged(registry: Any, count: int, deadline: float) -> None:
+    """Until the log holds `count` consumer_loan decisions; a log that falls behind for good fails the run."""
+    while (logged := logged_counts(registry)[0]) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the decision log holds {logged} decisions, {count} expected: it did not catch up")
+        time.sleep(0.02)
+
+
 def _slice(
     pair: int, variant: str, server: ServerProcess, registry: Any, key: str, script: Path, tool: str,
     arguments: argparse.Namespace,
@@ -366,9 +374,8 @@ def _slice(
     )
     counted = seconds
     if variant == DECIDE:
-        # Every request wrk sent was answered (errors are counted apart), so the log must reach `requests`.
-        while logged_counts(registry)[0] - before < requests - errors and time.monotonic() - started < seconds + 60:
-            time.sleep(0.02)
+        # Every request wrk counted was answered (a refused one is logged too, but errors are left out to be safe).
+        wait_logged(registry, before + requests - errors, started + seconds + 60)
         counted = time.monotonic() - started
     cpu_us = (process_tree_cpu(server.pid) - cpu_before) / max(requests, 1) * 1e6
     steal_after, total_after = cpu_times()
@@ -395,6 +402,7 @@ def run_paired(
         bare_port, directory / "server-paired-bare.log", environment,
     )  # fmt: skip
     slices: list[Slice] = []
+    logged_before = logged_counts(registry)[0]
     with decide:
         decide.wait_ready()
         connection = http.client.HTTPConnection("127.0.0.1", decide_port, timeout=10)
@@ -408,7 +416,9 @@ def run_paired(
         with bare:
             bare.wait_ready()
             for server in (bare, decide):
-                measure(tool, script, server.port, key, arguments.warmup, arguments.connections)
+                warm = measure(tool, script, server.port, key, arguments.warmup, arguments.connections)
+            # The warm-up's decisions stored before the first slice, so that none of its shipping lands in a slice.
+            wait_logged(registry, logged_before + 1 + warm[0] - warm[4], time.monotonic() + 60)
             servers = {BARE: bare, DECIDE: decide}
             for pair in range(1, arguments.paired + 1):
                 order = (BARE, DECIDE) if pair % 2 else (DECIDE, BARE)
