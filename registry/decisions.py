@@ -55,7 +55,6 @@ _PLAIN_FIELDS = (
 )
 
 
-_ZERO = timedelta(0)
 _NOT_NULL_JSON = {"record", "lists"}  # stored as {} when a record has none
 _COLUMNS = (*_PLAIN_FIELDS, *_JSON_FIELDS.values(), "logged_at")
 _STORE_SQL = {
@@ -73,18 +72,10 @@ def _row_values(record: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
             values.append("{}" if name in _NOT_NULL_JSON else None)
         else:
             values.append(orjson.dumps(value).decode())
-    stamp = record["logged_at"]
-    logged_at = audit.parse_instant(stamp)
-    if dialect != "sqlite":  # psycopg adapts the datetime itself
-        values.append(logged_at)
-    elif isinstance(stamp, str) and len(stamp) == 32 and logged_at.utcoffset() == _ZERO:
-        # The server's own form, already UTC ("2026-12-03T09:50:30.773523+00:00", parsed and so valid): the text
-        # SQLAlchemy writes for a DateTime on SQLite is its first 26 characters with a space for the T — a fifth of
-        # the cost of strftime, on the shipper's path.
-        values.append(f"{stamp[:10]} {stamp[11:26]}")
-    else:
-        # SQLite keeps a DateTime as the text SQLAlchemy writes (UTC, naive).
-        values.append(logged_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+    logged_at = audit.parse_instant(record["logged_at"])
+    # SQLite keeps a DateTime as the text SQLAlchemy writes (UTC, naive: the first 26 characters of the UTC
+    # isoformat, which is cheaper than strftime on the shipper's path); psycopg adapts the datetime itself.
+    values.append(logged_at.astimezone(UTC).isoformat(" ", "microseconds")[:26] if dialect == "sqlite" else logged_at)
     return tuple(values)
 
 

@@ -58,15 +58,24 @@ def test_a_logged_time_is_stored_as_its_instant_and_found_by_time(registry: Regi
             _record(IDS[0], logged_at="2026-11-21T09:59:59.999999+00:00"),
             _record(IDS[1], logged_at="2026-11-21T12:00:00.000001+02:00"),  # 10:00:00.000001 UTC
             _record(IDS[2], logged_at="2026-11-21T10:00:00.5+00:00"),
+            _record(IDS[3], logged_at="2026-11-21T10:00:00.999+00:00:00"),  # an offset with seconds
         ],
     )
     assert decision_log.get_decision(registry, IDS[1]).logged_at == audit.parse_instant("2026-11-21T10:00:00.000001Z")
-    # The server's own form (UTC, microseconds) takes a shorter way to its text on SQLite: the same instant.
     assert decision_log.get_decision(registry, IDS[0]).logged_at == audit.parse_instant("2026-11-21T09:59:59.999999Z")
+    assert decision_log.get_decision(registry, IDS[3]).logged_at == audit.parse_instant("2026-11-21T10:00:00.999Z")
+    if registry.dialect == "sqlite":  # the very text SQLAlchemy writes for a DateTime, so it sorts with the ORM's rows
+        with registry.read() as session:
+            stored = (
+                session.connection()
+                .exec_driver_sql("SELECT logged_at FROM decisions WHERE decision_id = ?", (IDS[3],))
+                .scalar_one()
+            )
+        assert stored == "2026-11-21 10:00:00.999000"
     window = decision_log.iter_decisions(
         registry, since=audit.parse_instant("2026-11-21T10:00:00Z"), until=audit.parse_instant("2026-11-21T10:00:01Z")
     )
-    assert [logged.decision_id for batch in window for logged in batch] == IDS[1:3]
+    assert [logged.decision_id for batch in window for logged in batch] == IDS[1:4]
     window = decision_log.iter_decisions(
         registry, since=audit.parse_instant("2026-11-21T09:59:59Z"), until=audit.parse_instant("2026-11-21T10:00:00Z")
     )
