@@ -257,6 +257,18 @@ def logged_counts(registry: Any) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- one variant
 
 
+def first_answer(port: int, key: str, variant: str) -> bytes:
+    """The body of one request of the benchmark's kind, which must succeed (a server that refuses it fails the run)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", PATH, BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    response = connection.getresponse()
+    reply = response.read()
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"{variant}: the first request got {response.status}: {reply[:300]!r}")
+    return reply
+
+
 def run_variant(
     variant: str,
     number: int,
@@ -292,15 +304,7 @@ def run_variant(
     try:
         with server:
             server.wait_ready()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            connection.request(
-                "POST", PATH, BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-            )
-            response = connection.getresponse()
-            reply = response.read()
-            connection.close()
-            if response.status != 200:
-                raise RuntimeError(f"{variant}: the first request got {response.status}: {reply[:300]!r}")
+            reply = first_answer(port, key, variant)
             if variant == DECIDE and not answer.exists():
                 answer.write_bytes(reply)
             warm = measure(tool, script, port, key, arguments.warmup, arguments.connections)
@@ -330,6 +334,17 @@ def run_variant(
             deploy(registry, ())
     return Measured(variant, number, requests, round(seconds, 2), round(requests / seconds, 1), p50, p99, errors,
                     round(cpu_us, 1), detail, logged)  # fmt: skip
+
+
+def machine_line(facts: dict[str, str]) -> str:
+    return (
+        f"**Machine:** {facts['cpu']}, {facts['cores']} cores, {facts['memory']} RAM, {facts['os']}, "
+        f"{facts['python']}; {facts['packages']}. Load average before the run: {facts['load_before']}."
+    )
+
+
+def describe_tool(tool: str) -> str:
+    return "wrk 4.1 (one thread)" if tool != "python" else "the Python client of decision_server.bench"
 
 
 # ----------------------------------------------------------------------------- paired slices
@@ -368,15 +383,15 @@ def _slice(
     before = logged_counts(registry)[0]
     steal_before, total_before = cpu_times()
     cpu_before = process_tree_cpu(server.pid)
-    started = time.monotonic()
     requests, seconds, p50, p99, errors, _ = measure(
         tool, script, server.port, key, arguments.duration, arguments.connections
     )
     counted = seconds
     if variant == DECIDE:
         # Every request wrk counted was answered (a refused one is logged too, but errors are left out to be safe).
-        wait_logged(registry, before + requests - errors, started + seconds + 60)
-        counted = time.monotonic() - started
+        finished = time.monotonic()
+        wait_logged(registry, before + requests - errors, finished + 60)
+        counted += time.monotonic() - finished
     cpu_us = (process_tree_cpu(server.pid) - cpu_before) / max(requests, 1) * 1e6
     steal_after, total_after = cpu_times()
     steal = (steal_after - steal_before) / max(total_after - total_before, 1)
@@ -405,14 +420,7 @@ def run_paired(
     logged_before = logged_counts(registry)[0]
     with decide:
         decide.wait_ready()
-        connection = http.client.HTTPConnection("127.0.0.1", decide_port, timeout=10)
-        connection.request("POST", PATH, BODY, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
-        response = connection.getresponse()
-        reply = response.read()
-        connection.close()
-        if response.status != 200:
-            raise RuntimeError(f"the decision server's first request got {response.status}: {reply[:300]!r}")
-        answer.write_bytes(reply)
+        answer.write_bytes(first_answer(decide_port, key, DECIDE))
         with bare:
             bare.wait_ready()
             for server in (bare, decide):
@@ -440,10 +448,9 @@ def paired_report(slices: list[Slice], facts: dict[str, str], tool: str, argumen
     throughput = [by[pair, DECIDE].per_second / by[pair, BARE].per_second for pair in pairs]
     raw = [by[pair, DECIDE].requests / by[pair, DECIDE].load_seconds / by[pair, BARE].per_second for pair in pairs]
     latency = [by[pair, DECIDE].p99_us / by[pair, BARE].p99_us for pair in pairs]
-    tool_name = "wrk 4.1 (one thread)" if tool != "python" else "the Python client of decision_server.bench"
+    tool_name = describe_tool(tool)
     lines = [
-        f"**Machine:** {facts['cpu']}, {facts['cores']} cores, {facts['memory']} RAM, {facts['os']}, "
-        f"{facts['python']}; {facts['packages']}. Load average before the run: {facts['load_before']}.",
+        machine_line(facts),
         "",
         f"**Tool:** {tool_name}, {arguments.connections} keep-alive connections; {len(pairs)} pairs of "
         f"{arguments.duration:.0f} s slices (B D, D B, …) on two servers kept running, after {arguments.warmup:.0f} s "
@@ -511,11 +518,10 @@ def report(results: list[Measured], facts: dict[str, str], tool: str, arguments:
     bare, decide, fsync, shadow = (rows[variant] for variant in (BARE, DECIDE, FSYNC, SHADOW))
     throughput = decide["per_second"] / bare["per_second"]
     latency = decide["p99_us"] / bare["p99_us"]
-    tool_name = "wrk 4.1 (one thread)" if tool != "python" else "the Python client of decision_server.bench"
+    tool_name = describe_tool(tool)
     rounds = f"the median of {arguments.rounds} rounds" if arguments.rounds > 1 else "one round"
     lines = [
-        f"**Machine:** {facts['cpu']}, {facts['cores']} cores, {facts['memory']} RAM, {facts['os']}, "
-        f"{facts['python']}; {facts['packages']}. Load average before the run: {facts['load_before']}.",
+        machine_line(facts),
         "",
         f"**Tool:** {tool_name}, {arguments.connections} keep-alive connections, {arguments.duration:.0f} s per "
         f"row after {arguments.warmup:.0f} s of warm-up; {rounds}; the variants run one after the other, each on "
@@ -596,16 +602,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if arguments.paired:
                 slices = run_paired(directory, url, key, registry, tool, arguments)
-            for number in range(1, 0 if arguments.paired else arguments.rounds + 1):
-                for variant in (*VARIANTS, *(ATTRIBUTION if arguments.attribution else ())):
-                    result = run_variant(variant, number, directory, url, key, registry, tool, arguments)
-                    print(
-                        f"round {number}: {variant}: {result.per_second:,.0f}/s p50 {_ms(result.p50_us)} "
-                        f"p99 {_ms(result.p99_us)} errors {result.errors} {result.logged}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    results.append(result)
+            else:
+                for number in range(1, arguments.rounds + 1):
+                    for variant in (*VARIANTS, *(ATTRIBUTION if arguments.attribution else ())):
+                        result = run_variant(variant, number, directory, url, key, registry, tool, arguments)
+                        print(
+                            f"round {number}: {variant}: {result.per_second:,.0f}/s p50 {_ms(result.p50_us)} "
+                            f"p99 {_ms(result.p99_us)} errors {result.errors} {result.logged}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        results.append(result)
             facts["answer_bytes"] = str(len((directory / "answer.json").read_bytes()))
         finally:
             registry.dispose()
