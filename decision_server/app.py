@@ -113,8 +113,9 @@ def answer(
         # The path's policy name is the caller's text: only a served policy's name becomes a label.
         policy = parameters.get("policy", "")
         label = policy if policy in service.live.snapshot.policies else "(not served)"
-        metrics.requests(label, str(body.get("version", "")), body.get("arm", ""), status).inc()
-        metrics.request_seconds(label).observe(time.perf_counter() - started)
+        metrics.record_request(
+            label, str(body.get("version", "")), body.get("arm", ""), status, time.perf_counter() - started
+        )
     return status, encoded, headers
 
 

@@ -37,6 +37,7 @@ class ServerConfig:
     list_source_refresh_seconds: float = 60.0
     plugins: bool = True  # load plugins of the "decide" entry-point group
     trace_by_default: bool = False
+    metrics_publish_seconds: float = 1.0  # how often a worker publishes its request metrics (decision_server.metrics)
 
     @property
     def spool_dir(self) -> Path:

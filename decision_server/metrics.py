@@ -5,6 +5,12 @@ text exposition for `/metrics`. When PROMETHEUS_MULTIPROC_DIR is set (decide ser
 is imported, and wipes it at start), every worker writes its values to that directory and `/metrics` sums them
 with a `MultiProcessCollector`; otherwise (one process, the Flask test client) the default registry is used.
 
+The four request metrics (requests, request and engine seconds, outcomes) are counted by the request threads in
+plain dicts (`Pending`) and published to their Prometheus values in bulk, once a second by each worker's
+publisher thread and before every exposition in that process: a multiprocess value's update takes a lock, checks
+the process id and writes its mmap, 2–3 µs each and seven of them a request. So a scrape may miss another
+worker's last second; nothing is lost.
+
 Labels never carry input values: policy (a served policy's name; any other name a request's path holds counts as
 "(not served)"), version, arm, HTTP status, and for outcomes only outputs whose values are a declared set
 (`in {...}`) or booleans, so no personal value and no unbounded label can reach a metric.
@@ -13,6 +19,8 @@ Labels never carry input values: policy (a served policy's name; any other name 
 from __future__ import annotations
 
 import os
+import threading
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -84,8 +92,86 @@ engine_seconds = Children(ENGINE_SECONDS)
 outcomes = Children(OUTCOMES)
 
 
+class Pending:
+    """Counter and histogram updates not yet published: request threads add to dicts under one lock (a fraction
+    of a microsecond), `publish` moves the sums into the Prometheus values, one update per child and bucket."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # a lock held at fork would never be released
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[Any, float] = {}
+        self._observed: dict[Any, list[float]] = {}  # histogram child -> observations per bucket, then their sum
+
+    def inc(self, child: Any, amount: float = 1.0) -> None:
+        with self._lock:
+            self._counts[child] = self._counts.get(child, 0.0) + amount
+
+    def observe(self, child: Any, value: float) -> None:
+        # The bucket Histogram.observe would count it in: the first upper bound it does not exceed (the last is +Inf).
+        bucket = bisect_left(child._upper_bounds, value)
+        with self._lock:
+            slots = self._observed.get(child)
+            if slots is None:
+                slots = self._observed[child] = [0.0] * (len(child._upper_bounds) + 1)
+            slots[bucket] += 1
+            slots[-1] += value
+
+    def publish(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            observed, self._observed = self._observed, {}
+        for child, amount in counts.items():
+            child.inc(amount)
+        for child, slots in observed.items():
+            # prometheus_client has no bulk observe: these are the values Histogram.observe itself updates
+            # (tests/server/test_metrics.py compares the two).
+            child._sum.inc(slots[-1])
+            for bucket, count in enumerate(slots[:-1]):
+                if count:
+                    child._buckets[bucket].inc(count)
+
+
+pending = Pending()
+
+
+def record_request(policy_label: str, version: str, arm: str, status: int, seconds: float) -> None:
+    pending.inc(requests(policy_label, version, arm, status))
+    pending.observe(request_seconds(policy_label), seconds)
+
+
+def record_decision(policy: str, engine_us: int, categorical: list[tuple[str, str]]) -> None:
+    """A decided request: its engine time and the values of its categorical outputs (name, value as text)."""
+    pending.observe(engine_seconds(policy), engine_us / 1e6)
+    for name, value in categorical:
+        pending.inc(outcomes(policy, name, value))
+
+
+class Publisher:
+    """The thread that publishes `pending` every `interval` seconds (one per worker process)."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="decide-metrics", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            pending.publish()
+
+    def stop(self) -> None:
+        self._stop.set()
+        pending.publish()
+
+
 def exposition() -> tuple[bytes, str]:
-    """The metrics text and its content type."""
+    """The metrics text and its content type (this process's pending updates published first)."""
+    pending.publish()
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         registry = CollectorRegistry()

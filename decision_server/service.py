@@ -60,9 +60,36 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _RandomBytes:
+    """Bytes from the operating system's CSPRNG, fetched 4 KiB at a time: `os.urandom` releases the GIL around its
+    getrandom(2) call, which under load made every decision id cost a switch between threads. A forked child
+    starts with an empty pool (and a fresh lock), so no two processes ever hand out the same bytes."""
+
+    BLOCK = 4096
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._pool, self._used = b"", 0
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            start = self._used
+            if start + count > len(self._pool):
+                self._pool, start = os.urandom(self.BLOCK), 0
+            self._used = start + count
+            return self._pool[start : start + count]
+
+
+_random_bytes = _RandomBytes()
+
+
 def uuid7() -> str:
     """A UUIDv7: 48 bits of Unix milliseconds, then random bits, so ids sort by time (RFC 9562)."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(_random_bytes.take(10), "big")
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # variant 10
     digits = f"{value:032x}"  # the canonical text form, without building a uuid.UUID
@@ -88,6 +115,8 @@ class DecisionService:
     def start(self) -> None:
         """Open the registry, load the deployments, start the refresher, the shipper and the background queue.
         Idempotent per process: called after fork, or on the first request."""
+        if self.started_pid == os.getpid():  # every request calls this: no lock once started
+            return
         with self._start_lock:
             if self.started_pid == os.getpid():
                 return
@@ -118,6 +147,8 @@ class DecisionService:
             self.enricher_pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="decide-enricher")
             self.live.start()
             self.shipper.start()
+            self.metrics_publisher = metrics.Publisher(config.metrics_publish_seconds)
+            self.metrics_publisher.start()
             threading.Thread(target=self._background_loop, name="decide-background", daemon=True).start()
             self.started_pid = os.getpid()
 
@@ -128,6 +159,7 @@ class DecisionService:
         self.background.put(None)
         self.shipper.stop()
         self.spool.close()
+        self.metrics_publisher.stop()
         self.registry.dispose()
         self.started_pid = None
 
@@ -380,11 +412,12 @@ class DecisionService:
         log_entry["trace"] = decision.trace
         body = self._response(log_entry, outputs, decision.trace if want_trace else None, engine_us, started)
         self._log(log_entry, record, version, "decided", outputs, None, engine_us, started)
-        for name in version.categorical:
-            value = outputs.get(name)
-            if value is not None:
-                metrics.outcomes(live.name, name, str(value).lower() if isinstance(value, bool) else str(value)).inc()
-        metrics.engine_seconds(live.name).observe(engine_us / 1e6)
+        categorical = [
+            (name, str(value).lower() if isinstance(value, bool) else str(value))
+            for name in version.categorical
+            if (value := outputs.get(name)) is not None
+        ]
+        metrics.record_decision(live.name, engine_us, categorical)
         self._after(live, log_entry, record, version)
         return Reply(200, body), log_entry
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -57,11 +58,21 @@ _PLAIN_FIELDS = (
 
 _NOT_NULL_JSON = {"record", "lists"}  # stored as {} when a record has none
 _COLUMNS = (*_PLAIN_FIELDS, *_JSON_FIELDS.values(), "logged_at")
-_STORE_SQL = {
-    dialect: f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join(marker for _ in _COLUMNS)}) "
-    "ON CONFLICT (decision_id) DO NOTHING"
-    for dialect, marker in (("sqlite", "?"), ("postgresql", "%s"))
-}
+# Rows per INSERT statement: 40 × 23 parameters stays under the oldest SQLite limit (999). One statement for many
+# rows, not executemany: a driver releases the GIL around each statement it runs, and the shipper shares its
+# process with request threads, so one release per row made every row cost two thread switches (23 against
+# 13 µs of CPU a row on SQLite beside a busy thread; benchmarks/http/store_rows.py).
+ROWS_PER_STATEMENT = 40
+
+
+@lru_cache(maxsize=16)
+def _store_sql(dialect: str, rows: int) -> str:
+    marker = "?" if dialect == "sqlite" else "%s"
+    one = f"({', '.join(marker for _ in _COLUMNS)})"
+    return (
+        f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES {', '.join(one for _ in range(rows))} "
+        "ON CONFLICT (decision_id) DO NOTHING"
+    )
 
 
 def _row_values(record: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
@@ -81,14 +92,21 @@ def _row_values(record: Mapping[str, Any], dialect: str) -> tuple[Any, ...]:
 
 def store_decisions(registry: Registry, records: Iterable[Mapping[str, Any]]) -> int:
     """Store decision records (spool lines); ids already stored are skipped. Returns how many were new."""
-    rows = [_row_values(record, registry.dialect) for record in records]
-    if not rows:
+    records = list(records)
+    if not records:
         return 0
+    stored = 0
     with registry.write(exclusive=False) as session:
-        # One prepared statement run for every row by the driver (executemany), without SQLAlchemy's per-row
-        # processing: the shipper runs on the cores that serve the requests, and this is most of its time.
-        # Both drivers sum the rows each run inserted (a skipped duplicate inserts none).
-        return session.connection().exec_driver_sql(_STORE_SQL[registry.dialect], rows).rowcount
+        # Prepared statements run by the driver itself, without SQLAlchemy's per-row processing: the shipper
+        # runs on the cores that serve the requests. Each statement's rows are built just before it runs, so the
+        # shipper holds the GIL for one statement's rows at a time. Both drivers count the rows a statement
+        # inserted (a skipped duplicate inserts none).
+        connection = session.connection()
+        for start in range(0, len(records), ROWS_PER_STATEMENT):
+            chunk = records[start : start + ROWS_PER_STATEMENT]
+            parameters = tuple(value for record in chunk for value in _row_values(record, registry.dialect))
+            stored += connection.exec_driver_sql(_store_sql(registry.dialect, len(chunk)), parameters).rowcount
+    return stored
 
 
 def _entity(row: DecisionRow) -> LoggedDecision:

@@ -49,6 +49,23 @@ def test_storing_twice_stores_once(registry: Registry) -> None:
     assert logged.logged_at == audit.parse_instant("2026-11-21T10:00:00.000001+00:00")
 
 
+def test_a_batch_of_several_statements_stores_each_row_once_with_its_own_values(registry: Registry) -> None:
+    """A shipper's batch is stored as statements of ROWS_PER_STATEMENT rows: a batch that spans several (and ends
+    in a short one), with ids stored before and ids repeated across statements, counts and stores every row once,
+    each with its own values."""
+    per = decision_log.ROWS_PER_STATEMENT
+    ids = [f"01a237c8-0000-7000-8001-{n:012d}" for n in range(2 * per + 7)]
+    decision_log.store_decisions(registry, [_record(ids[n], outputs={"n": n}) for n in (0, per, 2 * per)])
+    batch = [_record(i, outputs={"n": n}, version=n % 3 + 1) for n, i in enumerate(ids)]
+    batch += [_record(ids[1], outputs={"n": "again"}), _record(ids[per + 1], outputs={"n": "again"})]
+    assert decision_log.store_decisions(registry, batch) == len(ids) - 3
+    assert decision_log.count_decisions(registry) == len(ids)
+    for n in (1, per - 1, per + 1, 2 * per + 6):
+        logged = decision_log.get_decision(registry, ids[n])
+        assert (logged.outputs, logged.version) == ({"n": n}, n % 3 + 1)
+    assert decision_log.get_decision(registry, ids[per]).outputs == {"n": per}  # stored first, kept
+
+
 def test_a_logged_time_is_stored_as_its_instant_and_found_by_time(registry: Registry) -> None:
     """The shipper writes rows through the driver, not the ORM: its times must read back, sort and compare as the
     ORM's do — the same instant whatever offset the record was written with."""

@@ -3,6 +3,7 @@ of their making in the first 48 bits — so ids sort by time — and unique."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -25,3 +26,23 @@ def test_ids_made_in_later_milliseconds_sort_later() -> None:
     first = uuid7()
     time.sleep(0.002)
     assert uuid7() > first
+
+
+def test_a_forked_worker_never_repeats_its_parents_random_bits() -> None:
+    # gunicorn forks its workers from a parent that may already have drawn random bytes for ids: a child must
+    # not hand out the rest of the parent's pool (the same ids, each then stored only once).
+    uuid7()  # the parent's pool now holds bytes the next ids would use
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.write(write_end, "\n".join(uuid7()[15:] for _ in range(50)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        child_bits = set(pipe.read().decode().split("\n"))
+    os.waitpid(child, 0)
+    parent_bits = {uuid7()[15:] for _ in range(50)}
+    assert len(child_bits) == 50
+    assert not child_bits & parent_bits

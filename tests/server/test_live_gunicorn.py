@@ -314,9 +314,14 @@ def test_metrics_sum_over_the_workers(registry: Registry, probe_key: str, server
     assert all(o.status == 200 for o in outcomes), _failures(outcomes, server)
     assert len(workers) == 2, f"{len(outcomes)} requests did not reach both workers: {workers}"
 
-    counted = [s for s in _metric_samples(server, "decide_requests_total") if s.labels["policy"] == POLICY]
-    assert sum(sample.value for sample in counted) == len(outcomes), counted
-    assert {sample.labels["status"] for sample in counted} == {"200"}
+    def counted() -> list[Any]:
+        return [s for s in _metric_samples(server, "decide_requests_total") if s.labels["policy"] == POLICY]
+
+    # Each worker publishes its request metrics once a second (and the one answering the scrape, first).
+    _wait(lambda: sum(sample.value for sample in counted()) >= len(outcomes), 5.0, "every request to be counted")
+    samples = counted()
+    assert sum(sample.value for sample in samples) == len(outcomes), samples
+    assert {sample.labels["status"] for sample in samples} == {"200"}
     took = _wait(
         lambda: sum(s.value for s in _metric_samples(server, "decide_decision_log_backlog")) == 0,
         10.0,
