@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from decision_server.config import ConfigError, ServerConfig
+from decision_server.random_bytes import random_bytes
 
 TOKEN_PREFIX = "v2."
 _NONCE_BYTES = 12
@@ -96,7 +97,7 @@ class Sealer:
         values = {name: record[name] for name in personal if record.get(name) is not None}
         if not values:
             return None
-        nonce = os.urandom(_NONCE_BYTES)
+        nonce = random_bytes.take(_NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, orjson.dumps(values), decision_id.encode())
         return TOKEN_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
 

@@ -39,6 +39,7 @@ from decision_server.config import ConfigError, ServerConfig
 from decision_server.errors import ApiError, from_evaluation, from_input, from_registry
 from decision_server.live import Live, LivePolicy, LiveVersion
 from decision_server.plugins import Plugins, load_plugins
+from decision_server.random_bytes import random_bytes
 from decision_server.spool import Shipper, Spool
 from registry import decisions as decision_log
 from registry import lists as registry_lists
@@ -60,36 +61,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _RandomBytes:
-    """Bytes from the operating system's CSPRNG, fetched 4 KiB at a time: `os.urandom` releases the GIL around its
-    getrandom(2) call, which under load made every decision id cost a switch between threads. A forked child
-    starts with an empty pool (and a fresh lock), so no two processes ever hand out the same bytes."""
-
-    BLOCK = 4096
-
-    def __init__(self) -> None:
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._pool, self._used = b"", 0
-
-    def take(self, count: int) -> bytes:
-        with self._lock:
-            start = self._used
-            if start + count > len(self._pool):
-                self._pool, start = os.urandom(self.BLOCK), 0
-            self._used = start + count
-            return self._pool[start : start + count]
-
-
-_random_bytes = _RandomBytes()
-
-
 def uuid7() -> str:
     """A UUIDv7: 48 bits of Unix milliseconds, then random bits, so ids sort by time (RFC 9562)."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(_random_bytes.take(10), "big")
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(random_bytes.take(10), "big")
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # variant 10
     digits = f"{value:032x}"  # the canonical text form, without building a uuid.UUID
@@ -464,7 +438,11 @@ class DecisionService:
                 entry["enrichment"] = sealing.masked(enrichment, personal)
 
         entry["status"] = status
-        entry["outputs"] = None if outputs is None else {k: v for k, v in outputs.items() if k != "reasons"}
+        if outputs is None:
+            entry["outputs"] = None
+        else:
+            entry["outputs"] = dict(outputs)
+            entry["outputs"].pop("reasons", None)
         entry["reasons"] = None if outputs is None else outputs.get("reasons")
         entry["error"] = None if error is None else error.body()["error"]
         entry["engine_us"] = engine_us
