@@ -94,7 +94,14 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: service.spool.append({**entry, "decision_id": uuid7()}),
             )
             run(
-                "metrics of one request (4 updates)",
+                "metrics of one request (counted in memory; published once a second)",
+                lambda: (
+                    metrics.record_request(POLICY, "1", "champion", 200, 0.001),
+                    metrics.record_decision(POLICY, 10, [("decision", "approve"), ("risk_band", "A")]),
+                ),
+            )
+            run(
+                "publishing: the same four metrics written to the Prometheus values directly",
                 lambda: (
                     metrics.requests(POLICY, "1", "champion", 200).inc(),
                     metrics.request_seconds(POLICY).observe(0.001),
