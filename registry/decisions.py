@@ -60,8 +60,8 @@ _NOT_NULL_JSON = {"record", "lists"}  # stored as {} when a record has none
 _COLUMNS = (*_PLAIN_FIELDS, *_JSON_FIELDS.values(), "logged_at")
 # Rows per INSERT statement: 40 × 23 parameters stays under the oldest SQLite limit (999). One statement for many
 # rows, not executemany: a driver releases the GIL around each statement it runs, and the shipper shares its
-# process with request threads, so one release per row made every row cost two thread switches (23 against
-# 13 µs of CPU a row on SQLite beside a busy thread; benchmarks/http/store_rows.py).
+# process with request threads, so one release per row made every row cost two thread switches (37 against
+# 24 µs of CPU a row on SQLite beside a busy thread; benchmarks/http/store_rows.py).
 ROWS_PER_STATEMENT = 40
 
 
