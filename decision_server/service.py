@@ -116,6 +116,7 @@ class DecisionService:
                 on_shipped=metrics.LOG_SHIPPED.inc,
                 on_failure=self._ship_failed,
                 on_backlog=metrics.LOG_BACKLOG.set,
+                durable=self._log_durable,
             )
             self.background: queue.Queue = queue.Queue(maxsize=config.shadow_queue)
             self.enricher_pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="decide-enricher")
@@ -132,10 +133,17 @@ class DecisionService:
         self.live.stop()
         self.background.put(None)
         self.shipper.stop()
-        self.spool.close()
+        self.spool.close(self._log_durable)
         self.metrics_publisher.stop()
         self.registry.dispose()
         self.started_pid = None
+
+    def _log_durable(self) -> bool:
+        """Whether the stored decisions survive a power loss (asked before a spool segment is deleted)."""
+        try:
+            return decision_log.stored_durably(self.registry)
+        except RegistryError:
+            return False  # the segment stays, and is asked about again next round
 
     def _ship_failed(self, exc: Exception) -> None:
         metrics.LOG_SHIP_FAILURES.inc()

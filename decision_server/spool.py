@@ -14,8 +14,10 @@ How nothing is lost:
   also keeps the record (and its line's length) until it is stored, so the shipper neither reads nor decodes
   what this process just wrote. The file stays the durable copy: once more than `memory_limit` records wait
   (the database is away), a segment's records are no longer kept, and it is shipped from its file from then
-  on. A segment is deleted only after every line of it is stored. Storing skips ids already stored, so a
-  segment shipped twice (a worker killed after storing, before deleting) stores nothing twice.
+  on. A segment is deleted only after every line of it is stored, and stored durably: the shipper asks the
+  store (`durable`) first, since a database that syncs lazily (SQLite in WAL mode with synchronous NORMAL) can
+  roll back a commit after a power loss, and the segment is the only other copy. Storing skips ids already
+  stored, so a segment shipped twice (a worker killed after storing, before deleting) stores nothing twice.
 - While the database is down, shipping fails, backs off (doubling, with jitter, up to 5 s) and retries; the
   spool grows, and requests go on being answered. `backlog()` is how many lines wait.
 """
@@ -37,6 +39,10 @@ import orjson
 
 log = logging.getLogger("decide.server.spool")
 SUFFIX = ".spool"
+
+
+def _always() -> bool:
+    return True
 
 
 @dataclass
@@ -117,8 +123,11 @@ class Spool:
             except OSError:
                 pass
 
-    def ship(self, store: Callable[[list[dict[str, Any]]], None], batch: int) -> int:
-        """Store what this worker has not shipped yet; returns how many lines were stored."""
+    def ship(
+        self, store: Callable[[list[dict[str, Any]]], None], batch: int, durable: Callable[[], bool] = _always
+    ) -> int:
+        """Store what this worker has not shipped yet; returns how many lines were stored. A closed segment all
+        of whose lines are stored is deleted once `durable()` says the store has them durably."""
         with self._lock:
             segments = list(self._segments)
         shipped = 0
@@ -148,17 +157,21 @@ class Spool:
                         segment.shipped_lines += lines
                     shipped += len(records)
             with self._lock:
-                if segment.closed and segment.shipped >= segment.size:
+                finished = segment.closed and segment.shipped >= segment.size
+            if finished and durable():
+                with self._lock:
                     os.close(segment.descriptor)
                     segment.path.unlink(missing_ok=True)
                     self._segments.remove(segment)
         return shipped
 
-    def close(self) -> None:
-        """Release the segments; those fully shipped are deleted, the rest wait for the next shipper."""
+    def close(self, durable: Callable[[], bool] = _always) -> None:
+        """Release the segments; those fully shipped are deleted (once `durable()`), the rest wait for the next
+        shipper."""
+        deletable = durable()
         with self._lock:
             for segment in self._segments:
-                if segment.shipped >= segment.size:
+                if deletable and segment.shipped >= segment.size:
                     segment.path.unlink(missing_ok=True)
                 os.close(segment.descriptor)
             self._segments.clear()
@@ -186,8 +199,15 @@ def _batches(data: bytes, batch: int) -> Iterable[tuple[list[dict[str, Any]], in
         yield records, used, lines
 
 
-def ship_orphans(directory: Path, store: Callable[[list[dict[str, Any]]], None], batch: int, own: set[Path]) -> int:
-    """Ship every segment whose writer is gone (its lock is free), then delete it; returns lines stored."""
+def ship_orphans(
+    directory: Path,
+    store: Callable[[list[dict[str, Any]]], None],
+    batch: int,
+    own: set[Path],
+    durable: Callable[[], bool] = _always,
+) -> int:
+    """Ship every segment whose writer is gone (its lock is free), then delete it once `durable()`; returns
+    lines stored (a segment kept because the store was not yet durable is stored again, as nothing, later)."""
     shipped = 0
     for path in sorted(Path(directory).glob("*" + SUFFIX)):
         if path in own:
@@ -211,7 +231,8 @@ def ship_orphans(directory: Path, store: Callable[[list[dict[str, Any]]], None],
             for records, _, _ in _batches(data[:end], batch):
                 store(records)
                 shipped += len(records)
-            path.unlink(missing_ok=True)
+            if durable():
+                path.unlink(missing_ok=True)
         finally:
             os.close(descriptor)
     return shipped
@@ -228,6 +249,7 @@ class Shipper:
     on_shipped: Callable[[int], None] = lambda count: None
     on_failure: Callable[[Exception], None] = lambda exc: None
     on_backlog: Callable[[int], None] = lambda count: None  # how many lines wait: before and after each round
+    durable: Callable[[], bool] = lambda: True  # whether what `store` stored survives a power loss
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     failures: int = 0
@@ -238,8 +260,8 @@ class Shipper:
 
     def ship_once(self) -> int:
         own = {segment.path for segment in self.spool._segments}
-        count = self.spool.ship(self.store, self.batch)
-        count += ship_orphans(self.spool.directory, self.store, self.batch, own)
+        count = self.spool.ship(self.store, self.batch, self.durable)
+        count += ship_orphans(self.spool.directory, self.store, self.batch, own, self.durable)
         return count
 
     def _run(self) -> None:

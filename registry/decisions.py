@@ -109,6 +109,26 @@ def store_decisions(registry: Registry, records: Iterable[Mapping[str, Any]]) ->
     return stored
 
 
+def stored_durably(registry: Registry) -> bool:
+    """Whether every decision stored so far would survive a power loss: what the decision server asks before it
+    deletes a spool segment, its only other copy.
+
+    PostgreSQL: a commit is durable (synchronous_commit, on by default; a database run with it off gives up
+    this guarantee). SQLite in WAL mode with `synchronous = NORMAL` syncs only at checkpoints, so a commit can
+    roll back after a power loss: this runs a PASSIVE checkpoint (it waits for nobody) and answers True only if
+    it copied every frame of the log into the database file, which it syncs; False (try again later) when a
+    reader or writer kept it from finishing."""
+    if registry.dialect != "sqlite":
+        return True
+    with registry._translated_errors():
+        connection = registry.write_engine.raw_connection()  # outside any transaction, which a checkpoint needs
+        try:
+            busy, logged, copied = connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            connection.close()
+    return busy == 0 and copied == logged
+
+
 def _entity(row: DecisionRow) -> LoggedDecision:
     def loaded(text: str | None) -> Any:
         return None if text is None else orjson.loads(text)

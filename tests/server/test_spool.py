@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from decision_server.spool import SUFFIX, Shipper, Spool, ship_orphans
-from registry import Registry
+from registry import Registry, migrate
 from registry import decisions as decision_log
 from tests.conftest import REPO
 from tests.server.conftest import wait_until
@@ -139,6 +139,69 @@ def test_segments_rotate_and_each_is_deleted_once_shipped(tmp_path: Path) -> Non
     assert segments(tmp_path) == files[-1:]  # the full segments are gone; the one being written stays
     spool.close()
     assert segments(tmp_path) == []  # fully shipped: deleted on close
+
+
+class Durability:
+    """The store's answer to "would what you stored survive a power loss?", and when it was asked."""
+
+    def __init__(self, store: Collector) -> None:
+        self.store, self.answer, self.asked_after = store, False, []
+
+    def __call__(self) -> bool:
+        self.asked_after.append(len(self.store.records))
+        return self.answer
+
+
+def test_a_shipped_segment_is_deleted_only_once_the_store_holds_it_durably(tmp_path: Path) -> None:
+    """The segment is the only other copy of its lines: while the store cannot say they would survive a power
+    loss (SQLite's lazy sync, a checkpoint that could not finish), it stays — for its own writer, for another
+    worker's orphan shipping, and on close — and goes once the store can."""
+    line = len(orjson.dumps(record(0))) + 1
+    spool = Spool(tmp_path, segment_bytes=3 * line)
+    store = Collector()
+    durable = Durability(store)
+    for n in range(7):
+        spool.append(record(n))
+    files = segments(tmp_path)
+    assert spool.ship(store, batch=100, durable=durable) == 7
+    assert segments(tmp_path) == files  # every line stored, none of them yet durably
+    assert durable.asked_after and min(durable.asked_after) >= 3  # asked only after a whole segment was stored
+    assert spool.ship(store, batch=100, durable=durable) == 0  # kept, not stored again
+    durable.answer = True
+    spool.ship(store, batch=100, durable=durable)
+    assert segments(tmp_path) == files[-1:]
+    durable.answer = False
+    spool.close(durable)
+    assert segments(tmp_path) == files[-1:]  # shipped, not durable: left for the next shipper
+
+    durable.answer = False
+    store.batches.clear()
+    assert ship_orphans(tmp_path, store, 100, set(), durable) == 1
+    assert segments(tmp_path) == files[-1:]
+    durable.answer = True
+    assert ship_orphans(tmp_path, store, 100, set(), durable) == 1  # stored again: the database skips it
+    assert segments(tmp_path) == []
+    assert store.ids == [6, 6]
+
+
+def test_a_sqlite_store_is_durable_once_its_checkpoint_finishes(tmp_path: Path) -> None:
+    """SQLite (WAL, synchronous NORMAL) syncs only at checkpoints: `stored_durably` checkpoints, and says no while
+    a reader's snapshot keeps the checkpoint from copying the newest frames."""
+    registry = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    migrate.upgrade(registry)
+    decision_log.store_decisions(registry, [record(n) for n in range(3)])
+    assert decision_log.stored_durably(registry)
+    reader = registry.read_engine.raw_connection()
+    try:
+        reader.cursor().execute("BEGIN")
+        reader.cursor().execute("SELECT count(*) FROM decisions").fetchone()  # a snapshot held open
+        decision_log.store_decisions(registry, [record(n) for n in range(3, 6)])
+        assert not decision_log.stored_durably(registry)
+    finally:
+        reader.rollback()
+        reader.close()
+    assert decision_log.stored_durably(registry)
+    registry.dispose()
 
 
 def test_a_segment_closed_unshipped_waits_for_the_next_shipper(tmp_path: Path) -> None:
