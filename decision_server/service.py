@@ -133,17 +133,24 @@ class DecisionService:
         self.live.stop()
         self.background.put(None)
         self.shipper.stop()
-        self.spool.close(self._log_durable)
+        self.spool.close(lambda: self._log_durable(within_seconds=2.0))
         self.metrics_publisher.stop()
         self.registry.dispose()
         self.started_pid = None
 
-    def _log_durable(self) -> bool:
-        """Whether the stored decisions survive a power loss (asked before a spool segment is deleted)."""
-        try:
-            return decision_log.stored_durably(self.registry)
-        except RegistryError:
-            return False  # the segment stays, and is asked about again next round
+    def _log_durable(self, within_seconds: float = 0.0) -> bool:
+        """Whether the stored decisions survive a power loss (asked before a spool segment is deleted), asking
+        again for up to `within_seconds` (at a graceful stop, while the other workers finish their writes)."""
+        deadline = time.monotonic() + within_seconds
+        while True:
+            try:
+                if decision_log.stored_durably(self.registry):
+                    return True
+            except RegistryError:
+                pass
+            if time.monotonic() >= deadline:
+                return False  # the segment stays: the next shipper stores it again (as nothing) and deletes it
+            time.sleep(0.05)
 
     def _ship_failed(self, exc: Exception) -> None:
         metrics.LOG_SHIP_FAILURES.inc()
