@@ -12,6 +12,7 @@ governed records, and the database's own row locking is enough.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -124,6 +125,8 @@ def stored_durably(registry: Registry) -> bool:
         connection = registry.write_engine.raw_connection()  # outside any transaction, which a checkpoint needs
         try:
             busy, logged, copied = connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:  # the driver's own error (a raw connection is not wrapped): not durable yet
+            return False
         finally:
             connection.close()
     return busy == 0 and copied == logged
