@@ -168,7 +168,9 @@ class Spool:
     def close(self, durable: Callable[[], bool] = _always) -> None:
         """Release the segments; those fully shipped are deleted (once `durable()`), the rest wait for the next
         shipper."""
-        deletable = durable()
+        with self._lock:
+            any_shipped = any(segment.shipped >= segment.size for segment in self._segments)
+        deletable = any_shipped and durable()  # asked only when there is something to delete
         with self._lock:
             for segment in self._segments:
                 if deletable and segment.shipped >= segment.size:
@@ -249,7 +251,7 @@ class Shipper:
     on_shipped: Callable[[int], None] = lambda count: None
     on_failure: Callable[[Exception], None] = lambda exc: None
     on_backlog: Callable[[int], None] = lambda count: None  # how many lines wait: before and after each round
-    durable: Callable[[], bool] = lambda: True  # whether what `store` stored survives a power loss
+    durable: Callable[[], bool] = _always  # whether what `store` stored survives a power loss
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     failures: int = 0
