@@ -4,11 +4,17 @@ Input: decision records (dicts of JSON values), appended by request threads befo
 Output: the same records stored in the registry's `decisions` table, in batches, exactly once.
 
 How nothing is lost:
-- Each worker process appends to its own segment file (`<time>-<pid>.spool`, one JSON line per decision) with a
-  single `write(2)` per decision, under the segment's exclusive `flock`. Once `write` returns, the line is in the
-  operating system's page cache: it survives the process being killed (even `kill -9`), not a power loss. With
-  `spool_fsync = "always"` the line is also fsynced before the response; by default the shipper fsyncs each
-  interval, so a power loss can cost the decisions of the last interval (0.2 s).
+- Each worker process appends to its own segment file (`<time>-<pid>.spool`, one JSON line per decision), held
+  under an exclusive `flock`. A segment's space is allocated when it is opened (`posix_fallocate`, so a full
+  disk is an error then, never a SIGBUS later) and mapped shared (`mmap`); appending a line copies it into the
+  mapping, which is the file's page cache itself. Once the copy is done the line survives the process being
+  killed (even `kill -9`), not a power loss. A copy, not `write(2)`, because the interpreter releases the GIL
+  around every system call: one more release per request, beside the other request thread and the shipper,
+  cost a thread switch per decision (BENCHMARKS.md). With `spool_fsync = "always"` the segment is also fsynced
+  before the response (on Linux `fsync` writes a file's pages dirtied through a shared mapping too); by default
+  the shipper fsyncs each interval, so a power loss can cost the decisions of the last interval (0.2 s). A
+  segment is cut to the length of its lines when it is rotated or closed; one left by a killed writer ends in
+  the zeros of its unused space, which the shipper ignores.
 - The shipper thread of each worker ships its own segments from the offset it reached, and any segment whose
   lock it can take — one whose writer died — from the start. Its own lines it takes from memory: each append
   also keeps the record (and its line's length) until it is stored, so the shipper neither reads nor decodes
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import mmap
 import os
 import random
 import threading
@@ -49,6 +56,8 @@ def _always() -> bool:
 class _Segment:
     path: Path
     descriptor: int
+    mapping: mmap.mmap | None  # None once the segment is rotated or closed (and cut to `size`)
+    capacity: int
     size: int = 0
     shipped: int = 0  # bytes of complete lines already stored
     lines: int = 0
@@ -79,22 +88,47 @@ class Spool:
         self._segments: list[_Segment] = []
         self._open_segment()
 
-    def _open_segment(self) -> None:
+    def _open_segment(self, capacity: int = 0) -> None:
+        """Open a new current segment of at least `capacity` bytes; OSError (a full disk) leaves none behind."""
+        capacity = max(capacity, self.segment_bytes)
         # Lock under a temporary name, then rename: a shipper looking for orphans never sees an unlocked segment.
         path = self.directory / f"{time.time_ns():020d}-{self.pid}{SUFFIX}"
         temporary = path.with_suffix(".new")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.rename(temporary, path)
-        self._segments.append(_Segment(path, descriptor))
+        descriptor = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.posix_fallocate(descriptor, 0, capacity)
+            mapping = mmap.mmap(descriptor, capacity, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            os.rename(temporary, path)
+        except OSError:
+            os.close(descriptor)
+            temporary.unlink(missing_ok=True)
+            raise
+        self._segments.append(_Segment(path, descriptor, mapping, capacity))
+
+    @staticmethod
+    def _finish(segment: _Segment) -> None:
+        """Unmap a segment and cut it to its lines (it keeps its descriptor, and so its lock)."""
+        if segment.mapping is not None:
+            segment.mapping.close()
+            segment.mapping = None
+            os.ftruncate(segment.descriptor, segment.size)
+
+    def _rotate(self, capacity: int = 0) -> None:
+        self._open_segment(capacity)  # first: if the disk is full, the current segment stays current
+        previous = self._segments[-2]
+        previous.closed = True
+        self._finish(previous)
 
     def append(self, record: Mapping[str, Any]) -> None:
         line = orjson.dumps(record) + b"\n"
         with self._lock:
             segment = self._segments[-1]
-            written = os.write(segment.descriptor, line)
-            while written < len(line):  # a short write (a full disk raises instead)
-                written += os.write(segment.descriptor, line[written:])
+            if segment.size + len(line) > segment.capacity:
+                self._rotate(len(line))
+                segment = self._segments[-1]
+            assert segment.mapping is not None  # the current segment is mapped until it is rotated or closed
+            segment.mapping[segment.size : segment.size + len(line)] = line
             if self.fsync_always:
                 os.fsync(segment.descriptor)
             segment.size += len(line)
@@ -106,9 +140,11 @@ class Spool:
                 else:
                     self._in_memory -= len(segment.memory)
                     segment.memory = None
-            if segment.size >= self.segment_bytes:
-                segment.closed = True
-                self._open_segment()
+            if segment.size >= segment.capacity:
+                try:
+                    self._rotate()
+                except OSError:
+                    pass  # this line is written; the next append tries again, and fails if it must
 
     def backlog(self) -> int:
         with self._lock:
@@ -175,6 +211,8 @@ class Spool:
             for segment in self._segments:
                 if deletable and segment.shipped >= segment.size:
                     segment.path.unlink(missing_ok=True)
+                else:
+                    self._finish(segment)
                 os.close(segment.descriptor)
             self._segments.clear()
             self._in_memory = 0
@@ -228,8 +266,9 @@ def ship_orphans(
             with os.fdopen(os.dup(descriptor), "rb") as handle:
                 data = handle.read()
             end = data.rfind(b"\n") + 1
-            if end < len(data):
-                log.error("spool: %s ends with a torn line of %d bytes (not stored)", path.name, len(data) - end)
+            torn = data[end:].rstrip(b"\0")  # a killed writer's segment ends in its unused, zeroed space
+            if torn:
+                log.error("spool: %s ends with a torn line of %d bytes (not stored)", path.name, len(torn))
             for records, _, _ in _batches(data[:end], batch):
                 store(records)
                 shipped += len(records)

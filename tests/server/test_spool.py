@@ -94,6 +94,7 @@ def test_appended_lines_are_shipped_once_in_order_in_batches(tmp_path: Path) -> 
 def _scribble_over(path: Path) -> None:
     """Overwrite every byte of a segment but its newlines (the writer's own lines, as the shipper would read them)."""
     data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]  # the lines, not the segment's unused space
     with open(path, "r+b") as handle:
         handle.write(bytes(byte if byte == 0x0A else 0x23 for byte in data))
 
@@ -139,6 +140,58 @@ def test_segments_rotate_and_each_is_deleted_once_shipped(tmp_path: Path) -> Non
     assert segments(tmp_path) == files[-1:]  # the full segments are gone; the one being written stays
     spool.close()
     assert segments(tmp_path) == []  # fully shipped: deleted on close
+
+
+def test_a_segment_is_allocated_whole_and_cut_to_its_lines_when_rotated_or_closed(tmp_path: Path) -> None:
+    """Space is taken when a segment opens (a full disk shows then); a line longer than a segment gets a segment
+    of its own, large enough; a rotated or closed segment is as long as its lines."""
+    line = len(orjson.dumps(record(0))) + 1
+    spool = Spool(tmp_path, segment_bytes=4 * line)
+    [current] = segments(tmp_path)
+    assert current.stat().st_size == 4 * line
+    assert os.stat(current).st_blocks * 512 >= 4 * line  # allocated, not a sparse promise
+    spool.append(record(0))
+    big = {**record(1), "trace": ["x" * 100] * (line // 10)}
+    big_line = len(orjson.dumps(big)) + 1
+    assert big_line > 4 * line
+    spool.append(big)
+    first, second, third = segments(tmp_path)
+    assert first.stat().st_size == line  # rotated: cut to its one line
+    assert second.stat().st_size == big_line  # filled exactly, so rotated at once
+    assert third.stat().st_size == 4 * line  # the current one, allocated whole
+    spool.append(record(2))
+    spool.close()  # not shipped: kept, each cut to its lines
+    assert [path.stat().st_size for path in segments(tmp_path)] == [line, big_line, line]
+    store = Collector()
+    assert ship_orphans(tmp_path, store, 100, own=set()) == 3
+    assert store.ids == [0, 1, 2] and store.records[1]["trace"] == big["trace"]
+    assert third.name.endswith(f"-{os.getpid()}{SUFFIX}")
+
+
+def test_a_full_disk_fails_the_append_and_leaves_the_spool_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decision is not answered (the service turns the OSError into a 503); no half-made segment is left,
+    the lines before it are still shipped, and appending works again once there is space."""
+    line = len(orjson.dumps(record(0))) + 1
+    spool = Spool(tmp_path, segment_bytes=2 * line)
+    spool.append(record(0))
+    real_fallocate = os.posix_fallocate
+
+    def full(descriptor: int, offset: int, length: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    spool.append(record(1))  # fills the segment; rotating to the next fails, the full one stays current
+    with pytest.raises(OSError):
+        spool.append(record(2))
+    assert len(segments(tmp_path)) == 1 and list(tmp_path.glob("*.new")) == []
+    monkeypatch.setattr(os, "posix_fallocate", real_fallocate)
+    spool.append(record(3))
+    store = Collector()
+    assert spool.ship(store, 100) == 3
+    assert store.ids == [0, 1, 3]
+    spool.close()
 
 
 class Durability:
@@ -232,8 +285,9 @@ from decision_server.spool import Spool
 spool = Spool(Path(sys.argv[1]))
 for item in json.loads(sys.stdin.readline()):
     spool.append(item)
-if len(sys.argv) > 2:
-    os.write(spool._segments[-1].descriptor, b'{"decision_id": "01900000-0000-0000-0000-0')
+if len(sys.argv) > 2:  # a copy cut off by the kill: part of a line, then the segment's unused space
+    segment, torn = spool._segments[-1], b'{"decision_id": "01900000-0000-0000-0000-0'
+    segment.mapping[segment.size : segment.size + len(torn)] = torn
 print("ready", flush=True)
 while True:
     time.sleep(60)
@@ -264,7 +318,9 @@ def kill(process: subprocess.Popen[str]) -> None:
             pipe.close()
 
 
-def test_a_live_writers_segment_is_never_taken_and_a_killed_writers_is_shipped_and_deleted(tmp_path: Path) -> None:
+def test_a_live_writers_segment_is_never_taken_and_a_killed_writers_is_shipped_and_deleted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     writer = start_writer(tmp_path, 4)
     try:
         [theirs] = segments(tmp_path)
@@ -278,7 +334,10 @@ def test_a_live_writers_segment_is_never_taken_and_a_killed_writers_is_shipped_a
         assert theirs.exists() and store.records == []
     finally:
         kill(writer)
-    assert shipper.ship_once() == 4
+    assert theirs.stat().st_size > len(theirs.read_bytes().rstrip(b"\0"))  # left as mapped: lines, then zeros
+    with caplog.at_level(logging.ERROR, logger="decide.server.spool"):
+        assert shipper.ship_once() == 4
+    assert caplog.messages == []  # the unused space is not a torn line
     assert store.ids == [0, 1, 2, 3]
     assert not theirs.exists()
     assert segments(tmp_path) == [segment.path for segment in mine._segments]
@@ -300,7 +359,7 @@ def test_a_torn_last_line_is_not_stored_and_is_reported(tmp_path: Path, caplog: 
     writer = start_writer(tmp_path, 3, torn=True)
     kill(writer)
     [theirs] = segments(tmp_path)
-    assert not theirs.read_bytes().endswith(b"\n")
+    assert theirs.read_bytes().rstrip(b"\0").endswith(b"-0000-0")  # the torn line, then the unused space
     store = Collector()
     with caplog.at_level(logging.ERROR, logger="decide.server.spool"):
         assert ship_orphans(tmp_path, store, 100, own=set()) == 3
