@@ -138,8 +138,7 @@ class Live:
         """Rebuild the snapshot if the registry changed (or `force`); True when a new one was swapped in."""
         with self._lock:
             try:
-                with self.registry.read() as session:
-                    seq = audit.latest_seq(session)
+                seq = self.registry.latest_audit_seq()
                 self.database_ok = True
             except RegistryError as exc:
                 if self.database_ok or self.last_error is None:

@@ -194,7 +194,10 @@ def count(session: Session) -> int:
     return session.exec(select(func.count()).select_from(AuditEventRow)).one()
 
 
+LATEST_SEQ = select(func.max(AuditEventRow.seq))
+
+
 def latest_seq(session: Session) -> int:
     """The sequence number of the newest event (0 when there is none): it changes with every governed change, so
     a reader can poll this one number to learn that deployments, lists or keys may have changed."""
-    return int(session.exec(select(func.max(AuditEventRow.seq))).one() or 0)
+    return int(session.exec(LATEST_SEQ).one() or 0)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, create_engine
 
@@ -124,6 +124,21 @@ class Registry:
                 yield session
             finally:
                 session.rollback()
+
+    @contextmanager
+    def append(self) -> Iterator[Connection]:
+        """A bare connection in a transaction, committed if the block succeeds, for bulk appends that touch
+        neither the audit chain nor a governed record (the decision log): like `write(exclusive=False)`, without
+        an ORM session's cost, since the decision server's shipper opens one several times a second in every
+        worker. SQLite: `BEGIN IMMEDIATE` as for every write."""
+        with self._translated_errors(), self.write_engine.begin() as connection:
+            yield connection
+
+    def latest_audit_seq(self) -> int:
+        """`audit.latest_seq` on a bare connection (about 60 against 240 µs on SQLite through a session): the
+        number the decision server's workers poll several times a second each to learn of changes."""
+        with self._translated_errors(), self.read_engine.connect() as connection:
+            return int(connection.execute(audit.LATEST_SEQ).scalar() or 0)
 
     @contextmanager
     def write(self, exclusive: bool = True) -> Iterator[Session]:

@@ -97,12 +97,11 @@ def store_decisions(registry: Registry, records: Iterable[Mapping[str, Any]]) ->
     if not records:
         return 0
     stored = 0
-    with registry.write(exclusive=False) as session:
+    with registry.append() as connection:
         # Prepared statements run by the driver itself, without SQLAlchemy's per-row processing: the shipper
         # runs on the cores that serve the requests. Each statement's rows are built just before it runs, so the
         # shipper holds the GIL for one statement's rows at a time. Both drivers count the rows a statement
         # inserted (a skipped duplicate inserts none).
-        connection = session.connection()
         for start in range(0, len(records), ROWS_PER_STATEMENT):
             chunk = records[start : start + ROWS_PER_STATEMENT]
             parameters = tuple(value for record in chunk for value in _row_values(record, registry.dialect))
