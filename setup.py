@@ -77,6 +77,9 @@ setup(
         "gunicorn>=22",
         "prometheus_client>=0.20",
         "cryptography>=42",
+        # Back-testing (simulations/): reads CSV, Parquet and JSON Lines natively and runs the analyst's mapping
+        # query in SQL, handing back Arrow batches, instead of a CSV reader and a mapping language of our own.
+        "duckdb>=1.1",
     ],
     extras_require={
         "test": [
