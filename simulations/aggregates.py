@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from simulations.data import SimulationError
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 NULL = None  # the key of a null value in a value count
@@ -39,16 +42,27 @@ class Aggregate:
     values: dict[str, Counter] = field(default_factory=dict)  # output -> value -> rows (decided rows only)
     first_reason: Counter = field(default_factory=Counter)  # reason code, or None for no reason -> rows
     any_reason: Counter = field(default_factory=Counter)  # reason code -> rows that gave it
+    # With a label column: its values over decided rows, and each output's (value, label) pairs.
+    label: str | None = None
+    labels: Counter = field(default_factory=Counter)
+    by_label: dict[str, Counter] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in self.outputs:
             self.values.setdefault(name, Counter())
 
     @classmethod
-    def of(cls, results: pa.Table | pa.RecordBatch, outputs: Sequence[str], inputs: Collection[str]) -> Aggregate:
-        """The aggregate of one batch of results of a policy with these outputs and inputs."""
+    def of(
+        cls,
+        results: pa.Table | pa.RecordBatch,
+        outputs: Sequence[str],
+        inputs: Collection[str],
+        label: str | None = None,
+    ) -> Aggregate:
+        """The aggregate of one batch of results of a policy with these outputs and inputs; with `label`, the
+        name of a column of `results` holding each row's observed outcome."""
         table = results if isinstance(results, pa.Table) else pa.Table.from_batches([results])
-        aggregate = cls(tuple(outputs), rows=table.num_rows)
+        aggregate = cls(tuple(outputs), rows=table.num_rows, label=label)
         failed = pc.is_valid(table.column("error"))
         decided = table.filter(pc.invert(failed))
         errors = table.filter(failed)
@@ -60,7 +74,15 @@ class Aggregate:
             else:
                 aggregate.evaluation_errors[(code, name)] += count
         for name in outputs:
-            aggregate.values[name].update(_value_counts(decided.column(name)))
+            aggregate.values[name].update(_value_counts(_countable(decided.column(name))))
+        if label is not None:
+            observed = _as_text(decided.column(label))
+            aggregate.labels.update(_value_counts(observed))
+            for name in outputs:
+                pairs = pa.table({"value": _countable(decided.column(name)), "label": observed})
+                aggregate.by_label[name] = Counter(
+                    {(value, seen): count for value, seen, count in _counted(pairs, ("value", "label"))}
+                )
         reasons = decided.column("reasons").combine_chunks()
         aggregate.first_reason.update(_value_counts(_first(reasons)))
         aggregate.any_reason.update(_value_counts(_unique_per_row(reasons)))
@@ -70,17 +92,92 @@ class Aggregate:
         """This aggregate and another of other rows of the same back-test, as one (neither is changed)."""
         if other.outputs != self.outputs:
             raise ValueError("the aggregates are of policies with different outputs")
-        merged = Aggregate(self.outputs, self.rows + other.rows, self.decided + other.decided)
+        if other.label != self.label:
+            raise ValueError("the aggregates are of different label columns")
+        merged = Aggregate(self.outputs, self.rows + other.rows, self.decided + other.decided, label=self.label)
         merged.input_errors = self.input_errors + other.input_errors
         merged.evaluation_errors = self.evaluation_errors + other.evaluation_errors
         merged.values = {name: self.values[name] + other.values[name] for name in self.outputs}
         # Counter addition drops counts that are not positive: none are, so nothing is lost.
         merged.first_reason = self.first_reason + other.first_reason
         merged.any_reason = self.any_reason + other.any_reason
+        merged.labels = self.labels + other.labels
+        merged.by_label = {
+            name: self.by_label.get(name, Counter()) + other.by_label.get(name, Counter())
+            for name in self.outputs
+            if name in self.by_label or name in other.by_label
+        }
         return merged
 
-    def metrics(self) -> dict[str, Any]:
-        """The figures of every kind of policy, as JSON values (docs/simulations.md defines each)."""
+    def metrics(self, kind: str = "generic", bad: str | None = None) -> dict[str, Any]:
+        """The figures of every kind of policy, those of `kind`, and with a label those that need it (`bad`: the
+        label value that means bad, else found from a usual pair such as 1/0), as JSON values
+        (docs/simulations.md defines each). A SimulationError if the label is not a label."""
+        figures = self._common()
+        outcome = None
+        if self.label is not None:
+            bad, good = _bad_value(self.label, self.labels, bad)
+            figures["label"] = self._label_figures(bad, good)
+        if kind == "approval" and "decision" in self.outputs:
+            outcome = self._approval(bad if self.label is not None else None)
+            figures["approval"] = outcome
+        return figures
+
+    def _label_figures(self, bad: str, good: str | None) -> dict[str, Any]:
+        bads = self.labels.get(bad, 0)
+        labelled = bads + (self.labels.get(good, 0) if good is not None else 0)
+        by_output = {}
+        for name in self.outputs:
+            pairs = self.by_label.get(name, Counter())
+            per_value: dict[Any, list[int]] = {}
+            for (value, seen), count in pairs.items():
+                if seen is None:
+                    continue
+                tally = per_value.setdefault(value, [0, 0])
+                tally[0] += count
+                tally[1] += count if seen == bad else 0
+            body: dict[str, Any] = {
+                "values": [
+                    {"value": value, "rows": rows, "bads": n_bad, "bad_rate": n_bad / rows if rows else None}
+                    for value, (rows, n_bad) in sorted(per_value.items(), key=lambda item: _sort_key(item[0]))
+                ]
+            }
+            numbers = [(value, tally) for value, tally in per_value.items() if _is_number(value)]
+            if numbers and len(numbers) == sum(1 for value in per_value if value is not None):
+                body["separation"] = _separation(sorted(numbers), bads_total=sum(t[1] for _, t in numbers))
+            by_output[name] = body
+        return {
+            "column": self.label,
+            "bad_value": bad,
+            "good_value": good,
+            "rows": labelled,
+            "unlabelled": self.labels.get(None, 0),
+            "bads": bads,
+            "bad_rate": bads / labelled if labelled else None,
+            "by_output": by_output,
+        }
+
+    def _approval(self, bad: str | None) -> dict[str, Any]:
+        counts = self.values["decision"]
+        body: dict[str, Any] = {
+            f"{outcome}_rate": counts.get(outcome, 0) / self.decided if self.decided else None
+            for outcome in ("approve", "refer", "decline")
+        }
+        if bad is not None:
+            pairs = self.by_label.get("decision", Counter())
+            goods_total = sum(n for (_, seen), n in pairs.items() if seen is not None and seen != bad)
+            bads_total = sum(n for (_, seen), n in pairs.items() if seen == bad)
+            for outcome in ("approve", "refer", "decline"):
+                labelled = sum(n for (value, seen), n in pairs.items() if value == outcome and seen is not None)
+                n_bad = pairs.get((outcome, bad), 0)
+                body[f"bad_rate_{PAST[outcome]}"] = n_bad / labelled if labelled else None
+            approved_bads = pairs.get(("approve", bad), 0)
+            approved_goods = sum(n for (v, seen), n in pairs.items() if v == "approve" and seen not in (None, bad))
+            body["approved_share_of_goods"] = approved_goods / goods_total if goods_total else None
+            body["approved_share_of_bads"] = approved_bads / bads_total if bads_total else None
+        return body
+
+    def _common(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "decided": self.decided,
@@ -112,6 +209,31 @@ def merge_all(aggregates: Iterable[Aggregate]) -> Aggregate:
 
 
 # ----------------------------------------------------------------------------- counting a batch
+
+
+def _countable(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column whose values can be counted: a list output (offers made) is counted as its text, e.g.
+    `["card","loan"]`, so that each distinct list is one value."""
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or pa.types.is_struct(column.type):
+        return pa.chunked_array(
+            [pa.array([None if v is None else json_text(v) for v in column.to_pylist()], pa.string())], pa.string()
+        )
+    return column
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A label as text (`1`, `true`, `yes`), so that labels of any column type compare alike."""
+    if pa.types.is_boolean(column.type):
+        return pc.if_else(column, "true", "false")
+    if pa.types.is_floating(column.type):
+        as_int = pc.cast(column, pa.int64(), safe=False)
+        if pc.all(pc.equal(pc.cast(as_int, column.type), column)).as_py() in (True, None):
+            column = as_int
+    return pc.cast(column, pa.string())
+
+
+def json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _value_counts(array: pa.Array | pa.ChunkedArray) -> Counter:
@@ -177,6 +299,74 @@ def _distribution(counts: Counter, decided: int) -> dict[str, Any]:
             "sum": float(exact_sum),
             "quantiles": {f"p{round(q * 100):02d}": _quantile(numbers, total, q) for q in QUANTILES},
         }
+    return body
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+PAST = {"approve": "approved", "refer": "referred", "decline": "declined"}
+LABEL_PAIRS = (("1", "0"), ("true", "false"), ("yes", "no"), ("y", "n"), ("bad", "good"))
+BANDS = 10
+
+
+def _bad_value(column: str, labels: Counter, bad: str | None) -> tuple[str, str | None]:
+    """The label's bad value and its good one (None when the data has only one value)."""
+    values = sorted(value for value in labels if value is not None)
+    shown = ", ".join(repr(value) for value in values[:8]) + (" …" if len(values) > 8 else "")
+    if len(values) > 2:
+        raise SimulationError(
+            f"the label column {column} has {len(values)} values ({shown}); a label has two, bad and good: "
+            "map it to two with --query (CASE WHEN … THEN 1 ELSE 0 END)"
+        )
+    if bad is None:
+        lowered = {value.lower() for value in values}
+        for bad_text, good_text in LABEL_PAIRS:
+            if lowered <= {bad_text, good_text}:
+                bad = next((value for value in values if value.lower() == bad_text), bad_text)
+                break
+        else:
+            raise SimulationError(f"say which value of the label column {column} is bad: --bad VALUE (it has {shown})")
+    elif values and bad not in values and len(values) > 1:
+        raise SimulationError(f"the label column {column} has no value {bad!r} (it has {shown})")
+    good = next((value for value in values if value != bad), None)
+    return bad, good
+
+
+def _separation(numbers: list[tuple[Any, list[int]]], bads_total: int) -> dict[str, Any]:
+    """KS, AUC and Gini of a numeric output against the label, and its bad rate by band (about ten bands of
+    equal rows, cut at the output's deciles), exact on the counts. AUC is the chance that a random good row
+    has a higher value than a random bad one (ties count half): above 0.5 when higher means safer, as for a
+    credit score; Gini is 2·AUC − 1."""
+    goods_total = sum(rows - n_bad for _, (rows, n_bad) in numbers)
+    body: dict[str, Any] = {"ks": None, "auc": None, "gini": None}
+    if bads_total and goods_total:
+        ks = Fraction(0)
+        below_bads = below_goods = 0
+        twice_auc = 0  # in units of 1 / (goods_total · bads_total), doubled so that ties stay integers
+        for _, (rows, n_bad) in numbers:
+            n_good = rows - n_bad
+            twice_auc += n_good * (2 * below_bads + n_bad)
+            below_bads += n_bad
+            below_goods += n_good
+            ks = max(ks, abs(Fraction(below_bads, bads_total) - Fraction(below_goods, goods_total)))
+        auc = Fraction(twice_auc, 2 * goods_total * bads_total)
+        body.update(ks=float(ks), auc=float(auc), gini=float(2 * auc - 1))
+    total = sum(rows for _, (rows, _) in numbers)
+    flat = [(value, rows) for value, (rows, _) in numbers]
+    edges = sorted({_quantile(flat, total, band / BANDS) for band in range(1, BANDS)} | {numbers[-1][0]})
+    bands, lower, index = [], None, 0
+    for edge in edges:
+        rows = n_bad = 0
+        while index < len(numbers) and numbers[index][0] <= edge:
+            rows += numbers[index][1][0]
+            n_bad += numbers[index][1][1]
+            index += 1
+        if rows:
+            bands.append({"above": lower, "up_to": edge, "rows": rows, "bads": n_bad, "bad_rate": n_bad / rows})
+        lower = edge
+    body["bands"] = bands
     return body
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+
 from compiler.policy import Policy, compile_file
 from dsl.errors import DecideError
 from simulations import preflight
@@ -28,16 +30,28 @@ class SimulationResult:
 
     policy: str
     content_hash: str
+    kind: str
     aggregate: Aggregate
     files: list[str]
     query: str
     batches: int
     partial: bool = False  # stopped before the data ended (Ctrl-C): the figures cover the rows read
     options: dict[str, Any] = field(default_factory=dict)
+    bad: str | None = None
+    segments: dict[str, dict[Any, Aggregate]] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, Any]:
-        return self.aggregate.metrics()
+        figures = self.aggregate.metrics(self.kind, self.bad)
+        if self.segments:
+            figures["segments"] = {
+                column: [
+                    {"value": value, **aggregate.metrics(self.kind, self.bad)}
+                    for value, aggregate in sorted(by_value.items(), key=lambda item: (item[0] is None, str(item[0])))
+                ]
+                for column, by_value in self.segments.items()
+            }
+        return figures
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,40 +72,90 @@ def run(
     lists: Mapping[str, Iterable[Any]] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     threads: int | None = None,
+    label: str | None = None,
+    bad: str | None = None,
+    segments: Sequence[str] = (),
 ) -> SimulationResult:
-    """Replay `policy` over `data` (mapped by `query`) and measure it."""
+    """Replay `policy` over `data` (mapped by `query`) and measure it: with `label`, against the observed outcome
+    in that column (`bad`: its value that means bad); with `segments`, every figure also per value of each of
+    those columns. Label and segment columns are copied beside the results; the policy never reads them."""
     if not isinstance(policy, Policy):
         policy = _compiled(policy)
     source = data if isinstance(data, DataSource) else open_data(data, query, batch_rows)
     outputs = tuple(item.name for item in policy.outputs)
     inputs = {item.name for item in policy.inputs}
-    total = Aggregate(outputs)
+    total = Aggregate(outputs, label=label)
+    by_segment: dict[str, dict[Any, Aggregate]] = {column: {} for column in segments}
+    carried = list(dict.fromkeys([*([label] if label else []), *segments]))
     batches = 0
     try:
         preflight.check(policy, source)
+        missing = [column for column in carried if column not in source.schema.names]
+        if missing:
+            raise SimulationError(
+                f"the data has no column {missing[0]} (for --label / --segment; columns: "
+                + ", ".join(source.schema.names)
+                + ")"
+            )
         try:
             prepared = policy.prepare_lists(lists or {})
         except DecideError as exc:
             raise SimulationError(f"{exc} (pass --list NAME=FILE)") from None
         for batch in source.batches():
             try:
-                results = policy.evaluate_batch(batch, as_of=as_of, lists=prepared, ignore_extra=True, threads=threads)
+                results = policy.evaluate_batch(
+                    batch, as_of=as_of, lists=prepared, ignore_extra=True, threads=threads, passthrough=carried
+                )
             except DecideError as exc:  # the whole batch refused (a column of the wrong type, an as_of column)
                 raise SimulationError(f"batch {batches + 1}: {exc}") from None
-            total = total.merge(Aggregate.of(results, outputs, inputs))
+            total = total.merge(Aggregate.of(results, outputs, inputs, label))
+            for column in segments:
+                _fold_segments(by_segment[column], column, results, outputs, inputs, label)
             batches += 1
     finally:
         if not isinstance(data, DataSource):
             source.close()
-    return SimulationResult(
+    result = SimulationResult(
         policy.name,
         policy.content_hash,
+        policy.kind,
         total,
         [str(path) for path in source.files],
         source.query,
         batches,
-        options={"as_of": str(as_of) if as_of is not None else None, "batch_rows": source.batch_rows},
+        options={
+            "as_of": str(as_of) if as_of is not None else None,
+            "batch_rows": source.batch_rows,
+            "label": label,
+            "segments": list(segments),
+        },
+        bad=bad,
+        segments=by_segment,
     )
+    result.metrics  # noqa: B018 — a label that is not one (three values, no bad value) is refused now, not later
+    return result
+
+
+MAX_SEGMENT_VALUES = 1_000
+
+
+def _fold_segments(
+    into: dict[Any, Aggregate],
+    column: str,
+    results: Any,
+    outputs: tuple[str, ...],
+    inputs: set[str],
+    label: str | None,
+) -> None:
+    values = results.column(column)
+    for value in pc.unique(values).to_pylist():
+        mask = pc.is_null(values) if value is None else pc.fill_null(pc.equal(values, value), False)
+        part = Aggregate.of(results.filter(mask), outputs, inputs, label)
+        into[value] = into[value].merge(part) if value in into else part
+        if len(into) > MAX_SEGMENT_VALUES:
+            raise SimulationError(
+                f"the segment column {column} has more than {MAX_SEGMENT_VALUES} values: segment by a coarser column"
+            )
 
 
 def _compiled(path: str | Path) -> Policy:

@@ -141,6 +141,79 @@ def test_a_reason_given_twice_by_one_row_counts_once_for_that_row() -> None:
     assert halves.metrics() == aggregate.metrics()
 
 
+def _auc_and_ks(scores: np.ndarray, bad: np.ndarray) -> tuple[float, float]:
+    """AUC (a good above a bad, ties half) by average ranks (Mann-Whitney), and KS from the two empirical CDFs."""
+    ranks = pd.Series(scores).rank(method="average").to_numpy()
+    goods, bads = int((~bad).sum()), int(bad.sum())
+    auc = (ranks[~bad].sum() - goods * (goods + 1) / 2) / (goods * bads)
+    grid = np.unique(scores)
+    cdf_bad = np.searchsorted(np.sort(scores[bad]), grid, side="right") / bads
+    cdf_good = np.searchsorted(np.sort(scores[~bad]), grid, side="right") / goods
+    return auc, float(np.abs(cdf_bad - cdf_good).max())
+
+
+def test_label_figures_match_an_independent_computation(data: tuple[Path, pd.DataFrame, pd.DataFrame]) -> None:
+    path, frame, expected = data
+    result = simulations.run(POLICY, [path], lists=LISTS, as_of="2026-12-01", batch_rows=37, label="bad")
+    metrics = result.metrics
+    joined = expected.assign(bad=frame["bad"].to_numpy())
+    decided = joined[joined["error_field"].isna()]
+    label = metrics["label"]
+    assert (label["bad_value"], label["good_value"]) == ("1", "0")
+    assert (label["rows"], label["bads"]) == (len(decided), int(decided["bad"].sum()))
+    approval = metrics["approval"]
+    for outcome, past in (("approve", "approved"), ("refer", "referred"), ("decline", "declined")):
+        rows = decided[decided["decision"] == outcome]
+        assert approval[f"{outcome}_rate"] == pytest.approx(len(rows) / len(decided), rel=1e-12)
+        assert approval[f"bad_rate_{past}"] == pytest.approx(rows["bad"].mean(), rel=1e-12)
+    approved = decided["decision"] == "approve"
+    goods, bads = decided["bad"] == 0, decided["bad"] == 1
+    assert approval["approved_share_of_goods"] == pytest.approx((approved & goods).sum() / goods.sum(), rel=1e-12)
+    assert approval["approved_share_of_bads"] == pytest.approx((approved & bads).sum() / bads.sum(), rel=1e-12)
+    scored = decided[decided["score"].notna()]
+    auc, ks = _auc_and_ks(scored["score"].to_numpy(dtype=float), scored["bad"].to_numpy() == 1)
+    separation = label["by_output"]["score"]["separation"]
+    assert separation["auc"] == pytest.approx(auc, rel=1e-12)
+    assert separation["gini"] == pytest.approx(2 * auc - 1, rel=1e-12)
+    assert separation["ks"] == pytest.approx(ks, rel=1e-12)
+    bands = separation["bands"]
+    assert sum(band["rows"] for band in bands) == len(scored)
+    for band in bands:
+        low = -np.inf if band["above"] is None else band["above"]
+        inside = scored[(scored["score"] > low) & (scored["score"] <= band["up_to"])]
+        assert (band["rows"], band["bads"]) == (len(inside), int(inside["bad"].sum()))
+    by_band = {item["value"]: item for item in label["by_output"]["risk_band"]["values"]}
+    for value, rows in decided.groupby("risk_band"):
+        assert (by_band[value]["rows"], by_band[value]["bads"]) == (len(rows), int(rows["bad"].sum()))
+
+
+def test_segments_hold_the_figures_of_their_rows(data: tuple[Path, pd.DataFrame, pd.DataFrame]) -> None:
+    path, frame, _ = data
+    whole = simulations.run(POLICY, [path], lists=LISTS, as_of="2026-12-01", segments=["NumberRealEstateLoansOrLines"])
+    segments = whole.metrics["segments"]["NumberRealEstateLoansOrLines"]
+    assert sorted(item["value"] for item in segments) == sorted(frame["NumberRealEstateLoansOrLines"].unique())
+    for item in segments:
+        alone = path.with_name(f"segment-{item['value']}.parquet")
+        frame[frame["NumberRealEstateLoansOrLines"] == item["value"]].to_parquet(alone, index=False)
+        expected = simulations.run(POLICY, [alone], lists=LISTS, as_of="2026-12-01").metrics
+        assert {key: value for key, value in item.items() if key != "value"} == expected
+
+
+def test_a_label_must_be_a_label(tmp_path: Path) -> None:
+    frame = applicants(30).assign(status=lambda f: np.where(f["bad"] == 1, "Charged Off", "Fully Paid"))
+    frame.loc[:4, "status"] = "Current"
+    frame.to_parquet(tmp_path / "a.parquet", index=False)
+    message = _refusal([tmp_path / "a.parquet"], label="status")
+    assert message.startswith("the label column status has 3 values ('Charged Off', 'Current', 'Fully Paid')")
+    frame.loc[:4, "status"] = "Fully Paid"
+    frame.to_parquet(tmp_path / "b.parquet", index=False)
+    assert "--bad VALUE" in _refusal([tmp_path / "b.parquet"], label="status")
+    named = simulations.run(POLICY, [tmp_path / "b.parquet"], lists=LISTS, label="status", bad="Charged Off")
+    assert named.metrics["label"]["good_value"] == "Fully Paid"
+    assert "has no value 'Default'" in _refusal([tmp_path / "b.parquet"], label="status", bad="Default")
+    assert "no column nowhere" in _refusal([tmp_path / "b.parquet"], label="nowhere")
+
+
 # ----------------------------------------------------------------------------- refused before the run
 
 
