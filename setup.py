@@ -48,6 +48,7 @@ setup(
         include=[
             *("dsl", "dsl.*", "compiler", "compiler.*", "registry", "registry.*"),
             *("decision_server", "decision_server.*", "decide_cli", "decide_cli.*"),
+            *("simulations", "simulations.*"),
         ]
     ),
     package_data={
@@ -80,6 +81,7 @@ setup(
         # Back-testing (simulations/): reads CSV, Parquet and JSON Lines natively and runs the analyst's mapping
         # query in SQL, handing back Arrow batches, instead of a CSV reader and a mapping language of our own.
         "duckdb>=1.1",
+        "rich>=13",  # decide simulate's progress bar (rows, rows/s, time left) on a terminal
     ],
     extras_require={
         "test": [

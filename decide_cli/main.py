@@ -29,6 +29,7 @@ from decide_cli.bench import register as register_bench
 from decide_cli.governance import RegistryExit, register
 from decide_cli.inputs import InputFileError, read_list_file, read_records
 from decide_cli.server import register as register_server
+from decide_cli.simulate import register as register_simulate
 from dsl.errors import DecideError, EvaluationError, InputError, PolicyError
 
 EXIT_OK, EXIT_POLICY, EXIT_INPUT, EXIT_EVALUATION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3, 64, 70
@@ -385,6 +386,7 @@ def version() -> None:
 register(cli)
 register_server(cli)
 register_bench(cli)
+register_simulate(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,13 @@ class DataSource:
         """The mapped columns' Arrow types, without reading the data."""
         return self._relation().limit(0).to_arrow_table().schema
 
+    def count(self) -> int:
+        """How many rows the mapped data has (a scan of the data for CSV and JSON; for a progress bar)."""
+        try:
+            return int(self._connection.sql(f"SELECT count(*) FROM ({self.query})").fetchone()[0])
+        except duckdb.Error as exc:
+            raise SimulationError(f"the mapping query failed: {_first_lines(exc)}") from None
+
     def head(self, rows: int) -> pa.Table:
         """The first `rows` mapped rows (for the checks before a run)."""
         return self._relation().limit(rows).to_arrow_table()

@@ -10,7 +10,7 @@ Memory is bounded by the batch size: each batch's results are folded into counts
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,10 +75,14 @@ def run(
     label: str | None = None,
     bad: str | None = None,
     segments: Sequence[str] = (),
+    on_batch: Callable[[int], None] | None = None,
+    stop_on_interrupt: bool = False,
 ) -> SimulationResult:
     """Replay `policy` over `data` (mapped by `query`) and measure it: with `label`, against the observed outcome
     in that column (`bad`: its value that means bad); with `segments`, every figure also per value of each of
-    those columns. Label and segment columns are copied beside the results; the policy never reads them."""
+    those columns. Label and segment columns are copied beside the results; the policy never reads them.
+    `on_batch(rows)` is called after each batch with the rows it held (a progress bar). With `stop_on_interrupt`,
+    Ctrl-C ends the run after the batch in progress and the result is marked `partial`."""
     if not isinstance(policy, Policy):
         policy = _compiled(policy)
     source = data if isinstance(data, DataSource) else open_data(data, query, batch_rows)
@@ -88,6 +92,7 @@ def run(
     by_segment: dict[str, dict[Any, Aggregate]] = {column: {} for column in segments}
     carried = list(dict.fromkeys([*([label] if label else []), *segments]))
     batches = 0
+    partial = False
     try:
         preflight.check(policy, source)
         missing = [column for column in carried if column not in source.schema.names]
@@ -97,21 +102,36 @@ def run(
                 + ", ".join(source.schema.names)
                 + ")"
             )
+        unsupplied = [name for name in policy.store_lists if name not in (lists or {})]
+        if unsupplied:
+            raise SimulationError(
+                f"the policy reads the list(s) {', '.join(unsupplied)}: supply each with --list NAME=FILE "
+                "(an empty file is an empty list)"
+            )
         try:
             prepared = policy.prepare_lists(lists or {})
         except DecideError as exc:
-            raise SimulationError(f"{exc} (pass --list NAME=FILE)") from None
-        for batch in source.batches():
-            try:
-                results = policy.evaluate_batch(
-                    batch, as_of=as_of, lists=prepared, ignore_extra=True, threads=threads, passthrough=carried
-                )
-            except DecideError as exc:  # the whole batch refused (a column of the wrong type, an as_of column)
-                raise SimulationError(f"batch {batches + 1}: {exc}") from None
-            total = total.merge(Aggregate.of(results, outputs, inputs, label))
-            for column in segments:
-                _fold_segments(by_segment[column], column, results, outputs, inputs, label)
-            batches += 1
+            raise SimulationError(f"the lists cannot be used: {getattr(exc, 'message', exc)}") from None
+        try:
+            for batch in source.batches():
+                try:
+                    results = policy.evaluate_batch(
+                        batch, as_of=as_of, lists=prepared, ignore_extra=True, threads=threads, passthrough=carried
+                    )
+                except DecideError as exc:  # the whole batch refused (a column of the wrong type, an as_of column)
+                    raise SimulationError(f"batch {batches + 1}: {exc}") from None
+                counted = Aggregate.of(results, outputs, inputs, label)
+                per_segment = {
+                    column: _segment_aggregates(column, results, outputs, inputs, label) for column in segments
+                }
+                # One assignment for the batch: an interrupt leaves it all counted or not at all.
+                total, by_segment, batches = total.merge(counted), _merged(by_segment, per_segment), batches + 1
+                if on_batch is not None:
+                    on_batch(batch.num_rows)
+        except KeyboardInterrupt:
+            if not stop_on_interrupt:
+                raise
+            partial = True
     finally:
         if not isinstance(data, DataSource):
             source.close()
@@ -123,6 +143,7 @@ def run(
         [str(path) for path in source.files],
         source.query,
         batches,
+        partial,
         options={
             "as_of": str(as_of) if as_of is not None else None,
             "batch_rows": source.batch_rows,
@@ -139,23 +160,36 @@ def run(
 MAX_SEGMENT_VALUES = 1_000
 
 
-def _fold_segments(
-    into: dict[Any, Aggregate],
-    column: str,
-    results: Any,
-    outputs: tuple[str, ...],
-    inputs: set[str],
-    label: str | None,
-) -> None:
+def _segment_aggregates(
+    column: str, results: Any, outputs: tuple[str, ...], inputs: set[str], label: str | None
+) -> dict[Any, Aggregate]:
     values = results.column(column)
-    for value in pc.unique(values).to_pylist():
+    distinct = pc.unique(values).to_pylist()
+    if len(distinct) > MAX_SEGMENT_VALUES:
+        raise SimulationError(
+            f"the segment column {column} has more than {MAX_SEGMENT_VALUES} values: segment by a coarser column"
+        )
+    parts = {}
+    for value in distinct:
         mask = pc.is_null(values) if value is None else pc.fill_null(pc.equal(values, value), False)
-        part = Aggregate.of(results.filter(mask), outputs, inputs, label)
-        into[value] = into[value].merge(part) if value in into else part
-        if len(into) > MAX_SEGMENT_VALUES:
+        parts[value] = Aggregate.of(results.filter(mask), outputs, inputs, label)
+    return parts
+
+
+def _merged(
+    by_segment: dict[str, dict[Any, Aggregate]], batch: dict[str, dict[Any, Aggregate]]
+) -> dict[str, dict[Any, Aggregate]]:
+    merged = {}
+    for column, parts in by_segment.items():
+        combined = dict(parts)
+        for value, part in batch.get(column, {}).items():
+            combined[value] = combined[value].merge(part) if value in combined else part
+        if len(combined) > MAX_SEGMENT_VALUES:
             raise SimulationError(
                 f"the segment column {column} has more than {MAX_SEGMENT_VALUES} values: segment by a coarser column"
             )
+        merged[column] = combined
+    return merged
 
 
 def _compiled(path: str | Path) -> Policy:

@@ -1,5 +1,6 @@
 """The dependency direction of DEVELOPERS.md, read from the source: dsl ← compiler ← registry ← decision_server ←
-the CLI, and nothing in dsl/, compiler/ or registry/ imports Flask (the web layers sit on top, never underneath)."""
+the CLI, compiler ← simulations, and nothing in dsl/, compiler/, registry/ or simulations/ imports Flask (the web
+layers sit on top, never underneath)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ FORBIDDEN = {
     "compiler": {"registry", "decide_cli", "decision_server", "admin_ui", "simulations"},
     "registry": {"decide_cli", "decision_server", "admin_ui", "simulations"},
     "decision_server": {"decide_cli", "admin_ui", "simulations"},
+    # Back-tests need the compiled engine only: the CLI resolves registry references and hands over a Policy.
+    "simulations": {"registry", "decision_server", "decide_cli", "admin_ui"},
 }
 WEB_FREE = {"dsl", "compiler", "registry", "simulations"}
 NO_WEB = {"flask", "flask_admin", "flask_login", "flask_wtf", "werkzeug", "gunicorn"}

@@ -257,7 +257,8 @@ def test_a_mapping_that_does_not_fit_the_inputs_is_one_message_naming_each_probl
 
 def test_a_list_the_policy_reads_must_be_supplied(data: tuple[Path, pd.DataFrame, pd.DataFrame]) -> None:
     path, _, _ = data
-    with pytest.raises(simulations.SimulationError, match=r"blacklist.*--list NAME=FILE"):
+    expected = r"the policy reads the list\(s\) blacklist: supply each with --list NAME=FILE"
+    with pytest.raises(simulations.SimulationError, match=expected):
         simulations.run(POLICY, [path])
 
 

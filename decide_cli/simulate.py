@@ -1,0 +1,214 @@
+"""`decide simulate`: a back-test of a policy over historical data (simulations/), from the command line.
+
+Input: a policy file, data files or directories (`--data`, repeatable), an optional mapping query file
+(`--query`), the evaluation date (`--as-of DATE` or `--as-of-column COL`), list files, an observed-outcome column
+(`--label`, `--bad`), segment columns, the batch size and threads. Output: a summary on standard output, every
+figure as JSON with `--json FILE`, a progress bar on standard error when it is a terminal (not with `--quiet`);
+exit codes of docs/cli.md: 0 done, 1 the policy does not compile, 2 the data, query, label or a list file cannot
+be used, 130 stopped by Ctrl-C (the figures of the rows read are still written, marked partial).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+EXIT_INTERRUPTED = 130
+
+
+def _summary(result: Any) -> list[str]:
+    metrics = result.metrics
+    lines = [
+        f"policy {result.policy} ({result.kind}) · {metrics['rows']:,} rows in {result.batches} batch(es) · "
+        f"{metrics['decided']:,} decided · {metrics['input_errors']['rows']:,} input errors · "
+        f"{metrics['evaluation_errors']['rows']:,} evaluation errors"
+        + (" · PARTIAL: stopped before the end of the data" if result.partial else ""),
+    ]
+    for item in metrics["input_errors"]["by_field"][:5]:
+        lines.append(f"  input errors in {item['field']}: {item['rows']:,}")
+    for name, distribution in metrics["outputs"].items():
+        numeric = distribution.get("numeric")
+        if numeric is not None and len(distribution["values"]) > 12:
+            q = numeric["quantiles"]
+            lines.append(
+                f"{name}: mean {numeric['mean']:,.4g} · min {numeric['min']:,} · p50 {q['p50']:,} · "
+                f"p95 {q['p95']:,} · max {numeric['max']:,}"
+            )
+            continue
+        shown = ", ".join(f"{item['value']} {item['share']:.1%}" for item in distribution["values"][:8])
+        lines.append(f"{name}: {shown}")
+    if "approval" in metrics:
+        approval = metrics["approval"]
+        rates = " · ".join(f"{k.removesuffix('_rate')} {approval[k]:.1%}" for k in ("approve_rate", "refer_rate",
+                                                                                   "decline_rate"))  # fmt: skip
+        lines.append(f"approval: {rates}")
+        if "bad_rate_approved" in approval:
+            lines.append(
+                "  bad rate approved "
+                + _share(approval["bad_rate_approved"])
+                + " · declined "
+                + _share(approval["bad_rate_declined"])
+                + " · approved share of goods "
+                + _share(approval["approved_share_of_goods"])
+                + ", of bads "
+                + _share(approval["approved_share_of_bads"])
+            )
+    if "label" in metrics:
+        label = metrics["label"]
+        lines.append(
+            f"label {label['column']} (bad = {label['bad_value']!r}): {label['rows']:,} rows, bad rate "
+            f"{_share(label['bad_rate'])}"
+        )
+        for name, body in label["by_output"].items():
+            separation = body.get("separation")
+            if separation and separation["auc"] is not None:
+                lines.append(
+                    f"  {name}: KS {separation['ks']:.3f} · AUC {separation['auc']:.3f} · Gini {separation['gini']:.3f}"
+                )
+    reasons = metrics["reasons"]["first"]
+    shown = ", ".join(f"{item['value'] or '(none)'} {item['share']:.1%}" for item in reasons[:6])
+    lines.append(f"first reasons: {shown}")
+    return lines
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+@click.command()
+@click.argument("policy_file", metavar="POLICY")
+@click.option("--data", "data", multiple=True, required=True, metavar="PATH",
+              help="A CSV, Parquet or JSON Lines file, or a directory of them (repeatable).")  # fmt: skip
+@click.option("--query", "query_file", metavar="FILE", help="A SQL SELECT over the view `data` mapping it to inputs.")
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="The evaluation date of every row (default: today).")
+@click.option("--as-of-column", metavar="COL", help="A date column holding each row's evaluation date.")
+@click.option(
+    "--list", "list_specs", multiple=True, metavar="NAME=FILE", help="Members of list NAME, one per line (repeatable)."
+)
+@click.option("--label", metavar="COL", help="A column of the observed outcome (default flag, response).")
+@click.option("--bad", metavar="VALUE", help="The --label value that means bad (default: 1, true, yes …).")
+@click.option("--segment", "segments", multiple=True, metavar="COL", help="Also report per value of COL (repeatable).")
+@click.option("--json", "json_path", metavar="FILE", help="Write every figure as JSON (- for standard output).")
+@click.option("--batch-rows", type=click.IntRange(min=1), default=65_536, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="Kernel threads (default: one per core).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def simulate(
+    policy_file: str,
+    data: tuple[str, ...],
+    query_file: str | None,
+    as_of: str | None,
+    as_of_column: str | None,
+    list_specs: tuple[str, ...],
+    label: str | None,
+    bad: str | None,
+    segments: tuple[str, ...],
+    json_path: str | None,
+    batch_rows: int,
+    threads: int | None,
+    quiet: bool,
+) -> None:
+    """Back-test POLICY on historical data: outcomes, reasons, errors and, with --label, bad rates and KS/Gini."""
+    from decide_cli.main import EXIT_INPUT, CliExit, _err, _load_policy, _out, _read_lists
+    from simulations import SimulationError, open_data, run
+
+    if as_of is not None and as_of_column is not None:
+        raise click.UsageError("give --as-of or --as-of-column, not both")
+    if as_of is not None:
+        try:
+            _dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise click.BadParameter(f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of") from None
+    policy = _load_policy(policy_file)
+    lists = _read_lists(policy, list_specs)
+    query = None
+    if query_file is not None:
+        try:
+            query = Path(query_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _err(f"error: cannot read the query file {query_file}: {getattr(exc, 'strerror', None) or exc}")
+            raise CliExit(EXIT_INPUT) from None
+    progress = None
+    try:
+        source = open_data(list(data), query, batch_rows)
+        try:
+            if as_of_column is not None and as_of_column not in source.schema.names:
+                raise SimulationError(f"the data has no column {as_of_column} (for --as-of-column)")
+            if not quiet and sys.stderr.isatty():
+                progress = _Progress(source.count())
+            result = run(
+                policy,
+                source,
+                as_of=as_of_column or as_of,
+                lists=lists,
+                label=label,
+                bad=bad,
+                segments=segments,
+                threads=threads,
+                on_batch=progress.advance if progress else None,
+                stop_on_interrupt=True,
+            )
+        finally:
+            if progress is not None:
+                progress.stop()
+            source.close()
+        metrics = result.to_json()
+    except SimulationError as exc:
+        _err(f"error: {exc}")
+        raise CliExit(EXIT_INPUT) from None
+    if json_path == "-":
+        _out(orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+    else:
+        for line in _summary(result):
+            _out(line)
+        if json_path is not None:
+            _write_json(json_path, metrics)
+    if result.partial:
+        _err("stopped by Ctrl-C: the figures cover the rows read before it (marked partial)")
+        raise CliExit(EXIT_INTERRUPTED)
+
+
+def _write_json(path: str, body: Any) -> None:
+    from decide_cli.main import EXIT_INPUT, CliExit, _err, _write_atomically
+
+    try:
+        _write_atomically(Path(path), orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+    except OSError as exc:
+        _err(f"error: cannot write {path}: {exc.strerror}")
+        raise CliExit(EXIT_INPUT) from None
+
+
+class _Progress:
+    """A rich progress bar on standard error: rows done, rows a second, time left."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn("simulating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._bar.add_task("rows", total=total, rate="")
+        self._bar.start()
+
+    def advance(self, rows: int) -> None:
+        self._bar.advance(self._task, rows)
+        speed = self._bar.tasks[0].speed
+        self._bar.update(self._task, rate=f"{speed:,.0f} rows/s" if speed else "")
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(simulate)
