@@ -33,4 +33,6 @@ class Runner:
         reason_count: np.ndarray,
         reason_ids: np.ndarray,
         n_strings: int,
+        leaf_events: np.ndarray | None = None,
+        statement_events: np.ndarray | None = None,
     ) -> int: ...

@@ -456,15 +456,17 @@ cdef class Runner:
                     const double[::1] today, unsigned char[::1] status, double[:, ::1] out_values,
                     unsigned char[:, ::1] out_missing, const unsigned char[:, ::1] members,
                     Py_ssize_t start, Py_ssize_t end, int[::1] reason_count, int[::1] reason_ids,
-                    Py_ssize_t n_strings):
+                    Py_ssize_t n_strings, long long[::1] leaf_events=None, long long[::1] statement_events=None):
         """Rows start..end of encoded input columns on the GIL-free path, with the GIL released.
 
         `status[row]` is 1 for a row to skip (already an error); a row the path bails on gets 2 and is left
         for the pure-Python kernel. A decided row gets its outputs in `out_values`/`out_missing`, its number of
         reasons in `reason_count` and its reason ids appended to `reason_ids` (room for
         REASONS_CAPACITY per row). `members[escape, string id]` is the named-list membership of every
-        string of the batch, and `n_strings` how many string ids there are. Returns how many reason ids
-        were written.
+        string of the batch, and `n_strings` how many string ids there are. With `leaf_events` (one count per
+        leaf) and `statement_events` (one per statement), each decided row adds one to every statement it
+        evaluated and every leaf of its trace (compiler/hits.py turns them into hit counts). Returns how many
+        reason ids were written.
         """
         if not self.native:
             raise ValueError("this policy has no GIL-free path (list inputs or outputs, or a collect table)")
@@ -476,9 +478,13 @@ cdef class Runner:
                 and reason_ids.shape[0] >= (end - start) * REASONS_CAPACITY
                 and members.shape[0] >= max(len(self.arrays.escapes), 1)):
             raise ValueError("native_rows: the arrays do not fit the policy or each other")
-        cdef Machine* m = _machine_new(self.n_slots, self.max_stack, self.n_trees, 0, False)
+        cdef bint counting = leaf_events is not None
+        if counting and (statement_events is None or leaf_events.shape[0] != len(self.arrays.leaf_index)
+                         or statement_events.shape[0] != len(self.arrays.stmt_kind)):
+            raise ValueError("native_rows: the event counts do not fit the policy")
+        cdef Machine* m = _machine_new(self.n_slots, self.max_stack, self.n_trees, self.n_trace_events, counting)
         cdef Py_ssize_t row, written = 0
-        cdef int i, slot, n_inputs = self.n_inputs, n_outputs = self.n_outputs
+        cdef int i, slot, event, n_inputs = self.n_inputs, n_outputs = self.n_outputs
         m.n_strings = n_strings
         if members.shape[1] > 0:
             m.members = &members[0, 0]
@@ -505,6 +511,13 @@ cdef class Runner:
                     for i in range(m.n_reasons):
                         reason_ids[written] = m.reasons[i]
                         written += 1
+                    if counting:
+                        for i in range(m.n_trace):
+                            event = m.trace[i]
+                            if event < 0:
+                                statement_events[-event - 1] += 1
+                            else:
+                                leaf_events[event] += 1
         finally:
             _machine_free(m)
         return written

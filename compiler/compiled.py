@@ -214,6 +214,7 @@ class CompiledPolicy:
         passthrough: Sequence[str] = (),
         trace: bool = False,
         threads: int | None = None,
+        hits=None,
     ):
         """Evaluate every row of a pyarrow Table, pandas DataFrame or list of records; returns a pyarrow Table.
 
@@ -223,7 +224,8 @@ class CompiledPolicy:
         the result; any other column the policy does not declare refuses the whole table unless `ignore_extra`.
         `as_of` is a date, a YYYY-MM-DD string, or the name of a date column of the table (each row's
         evaluation date, as in a back-test). Every row equals `evaluate` on that row. `threads` caps the
-        threads the kernel runs on (default: one per core). See `compiler/evaluate/batch.py`.
+        threads the kernel runs on (default: one per core). `hits`, a `collections.Counter`, receives the
+        decided rows' hit counts (`compiler/hits.py`). See `compiler/evaluate/batch.py`.
         """
         from compiler.evaluate.batch import evaluate_batch
 
@@ -236,6 +238,7 @@ class CompiledPolicy:
             passthrough=passthrough,
             trace=trace,
             threads=threads,
+            hits=hits,
         )
 
 

@@ -24,6 +24,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from compiler.hits import EVALUATED
+from compiler.info import PolicyInfo
 from simulations.data import SimulationError
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -43,6 +45,7 @@ class Aggregate:
     first_reason: Counter = field(default_factory=Counter)  # reason code, or None for no reason -> rows
     any_reason: Counter = field(default_factory=Counter)  # reason code -> rows that gave it
     # With a label column: its values over decided rows, and each output's (value, label) pairs.
+    hits: Counter = field(default_factory=Counter)  # (statement, item label or None) -> decided rows (compiler.hits)
     label: str | None = None
     labels: Counter = field(default_factory=Counter)
     by_label: dict[str, Counter] = field(default_factory=dict)
@@ -58,11 +61,13 @@ class Aggregate:
         outputs: Sequence[str],
         inputs: Collection[str],
         label: str | None = None,
+        hits: Counter | None = None,
     ) -> Aggregate:
         """The aggregate of one batch of results of a policy with these outputs and inputs; with `label`, the
-        name of a column of `results` holding each row's observed outcome."""
+        name of a column of `results` holding each row's observed outcome; `hits`, the batch's hit counts
+        (`evaluate_batch(hits=…)`)."""
         table = results if isinstance(results, pa.Table) else pa.Table.from_batches([results])
-        aggregate = cls(tuple(outputs), rows=table.num_rows, label=label)
+        aggregate = cls(tuple(outputs), rows=table.num_rows, label=label, hits=Counter(hits or {}))
         failed = pc.is_valid(table.column("error"))
         decided = table.filter(pc.invert(failed))
         errors = table.filter(failed)
@@ -101,6 +106,7 @@ class Aggregate:
         # Counter addition drops counts that are not positive: none are, so nothing is lost.
         merged.first_reason = self.first_reason + other.first_reason
         merged.any_reason = self.any_reason + other.any_reason
+        merged.hits = self.hits + other.hits
         merged.labels = self.labels + other.labels
         merged.by_label = {
             name: self.by_label.get(name, Counter()) + other.by_label.get(name, Counter())
@@ -109,11 +115,14 @@ class Aggregate:
         }
         return merged
 
-    def metrics(self, kind: str = "generic", bad: str | None = None) -> dict[str, Any]:
+    def metrics(self, kind: str = "generic", bad: str | None = None, info: PolicyInfo | None = None) -> dict[str, Any]:
         """The figures of every kind of policy, those of `kind`, and with a label those that need it (`bad`: the
         label value that means bad, else found from a usual pair such as 1/0), as JSON values
-        (docs/simulations.md defines each). A SimulationError if the label is not a label."""
+        (docs/simulations.md defines each); with the policy's `info`, the hit count of every rule, table row,
+        scorecard bin and tree branch. A SimulationError if the label is not a label."""
         figures = self._common()
+        if info is not None and self.hits:
+            figures["hits"] = hit_counts(self.hits, info, self.decided)
         outcome = None
         if self.label is not None:
             bad, good = _bad_value(self.label, self.labels, bad)
@@ -206,6 +215,39 @@ def merge_all(aggregates: Iterable[Aggregate]) -> Aggregate:
     for aggregate in iterator:
         total = total.merge(aggregate)
     return total
+
+
+def hit_counts(hits: Mapping[tuple[str, str | None], int], info: PolicyInfo, decided: int) -> list[dict[str, Any]]:
+    """Per statement that can fire (rules, table, scorecard, tree), in the policy's order: the decided rows that
+    evaluated it, and per item the rows it fired for (a tree branch counts every row whose path passes through
+    it), with the items that never fired listed apart."""
+    evaluated = {name: count for (name, label), count in hits.items() if label is EVALUATED}
+    fired = hits
+    body = []
+    for statement in info.statements:
+        if not statement.items:
+            continue
+        items = [
+            {
+                "label": item.label,
+                "title": item.title,
+                "line": item.span.line if item.span is not None else None,
+                "rows": fired.get((statement.name, item.label), 0),
+                "share": fired.get((statement.name, item.label), 0) / decided if decided else 0.0,
+            }
+            for item in statement.items
+        ]
+        body.append(
+            {
+                "statement": statement.name,
+                "kind": statement.kind,
+                "line": statement.span.line if statement.span is not None else None,
+                "evaluated_rows": evaluated.get(statement.name, 0),
+                "items": items,
+                "never_hit": [item["label"] for item in items if item["rows"] == 0],
+            }
+        )
+    return body
 
 
 # ----------------------------------------------------------------------------- counting a batch

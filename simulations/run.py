@@ -10,6 +10,7 @@ Memory is bounded by the batch size: each batch's results are folded into counts
 from __future__ import annotations
 
 import datetime as _dt
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
+from compiler.info import PolicyInfo
 from compiler.policy import Policy, compile_file
 from dsl.errors import DecideError
 from simulations import preflight
@@ -39,14 +41,15 @@ class SimulationResult:
     options: dict[str, Any] = field(default_factory=dict)
     bad: str | None = None
     segments: dict[str, dict[Any, Aggregate]] = field(default_factory=dict)
+    info: PolicyInfo | None = field(default=None, repr=False)  # the policy's statements, for the hit counts
 
     @property
     def metrics(self) -> dict[str, Any]:
-        figures = self.aggregate.metrics(self.kind, self.bad)
+        figures = self.aggregate.metrics(self.kind, self.bad, self.info)
         if self.segments:
             figures["segments"] = {
                 column: [
-                    {"value": value, **aggregate.metrics(self.kind, self.bad)}
+                    {"value": value, **aggregate.metrics(self.kind, self.bad, self.info)}
                     for value, aggregate in sorted(by_value.items(), key=lambda item: (item[0] is None, str(item[0])))
                 ]
                 for column, by_value in self.segments.items()
@@ -114,13 +117,20 @@ def run(
             raise SimulationError(f"the lists cannot be used: {getattr(exc, 'message', exc)}") from None
         try:
             for batch in source.batches():
+                batch_hits: Counter = Counter()
                 try:
                     results = policy.evaluate_batch(
-                        batch, as_of=as_of, lists=prepared, ignore_extra=True, threads=threads, passthrough=carried
+                        batch,
+                        as_of=as_of,
+                        lists=prepared,
+                        ignore_extra=True,
+                        threads=threads,
+                        passthrough=carried,
+                        hits=batch_hits,
                     )
                 except DecideError as exc:  # the whole batch refused (a column of the wrong type, an as_of column)
                     raise SimulationError(f"batch {batches + 1}: {exc}") from None
-                counted = Aggregate.of(results, outputs, inputs, label)
+                counted = Aggregate.of(results, outputs, inputs, label, batch_hits)
                 per_segment = {
                     column: _segment_aggregates(column, results, outputs, inputs, label) for column in segments
                 }
@@ -152,6 +162,7 @@ def run(
         },
         bad=bad,
         segments=by_segment,
+        info=policy.info,
     )
     result.metrics  # noqa: B018 — a label that is not one (three values, no bad value) is refused now, not later
     return result

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -42,6 +43,7 @@ import pyarrow.compute as pc
 from compiler.evaluate.arrow_columns import encode_columns, has_list_inputs
 from compiler.evaluate.lists import prepare_lists
 from compiler.evaluate.results import resolve_as_of
+from compiler.hits import hits_from_events, hits_from_trace
 from compiler.lower import opcodes as O
 from dsl.errors import DecideError, EvaluationError, FieldError, InputError
 
@@ -60,8 +62,10 @@ def evaluate_batch(
     passthrough: Sequence[str] = (),
     trace: bool = False,
     threads: int | None = None,
+    hits: Counter | None = None,
 ) -> pa.Table:
-    """Evaluate every row of `table` on `compiled`; see the module docstring for the stages."""
+    """Evaluate every row of `table` on `compiled`; see the module docstring for the stages. With `hits`, adds
+    the decided rows' hit counts to it (compiler/hits.py), counted on the GIL-free path without a trace."""
     table = _as_table(table, compiled.info)
     date_column = as_of if isinstance(as_of, str) and as_of in table.column_names else None
     kept = _kept_columns(table, compiled.info, passthrough, ignore_extra, date_column)
@@ -76,7 +80,11 @@ def evaluate_batch(
     today = _row_dates(table, date_column, as_of, errors, status)
     if has_list_inputs(arrays):
         # List-valued inputs are Python objects per row: every row takes the single-record path.
-        decided = _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trace)
+        decided = _evaluate_rows(compiled, inputs_table, today, prepared, errors, status, trace or hits is not None)
+        if hits is not None:
+            _count_traces(hits, compiled.info, decided.column("trace").to_pylist(), errors)
+            if not trace:
+                decided = decided.drop_columns(["trace"])
         return _with_passthrough(decided, table, passthrough)
     frame = runner.new_frame(prepared)
     values, missing = _encode_inputs(compiled, inputs_table, frame, errors, status)
@@ -99,13 +107,16 @@ def evaluate_batch(
             out_missing,
             reason_count,
             threads,
+            hits,
         )
         python_rows = np.flatnonzero(status == 2)
     else:
         python_rows = np.flatnonzero(status == 0)
     python_reasons, traces, object_outputs = _run_python(
-        runner, frame, values, missing, today, python_rows, out_values, out_missing, trace, errors
+        runner, frame, values, missing, today, python_rows, out_values, out_missing, trace or hits is not None, errors
     )
+    if hits is not None:
+        _count_traces(hits, compiled.info, [traces[row] for row in python_rows], errors, python_rows)
     # The reason runs first: interning the pure-Python kernel's reasons may add strings to the pool.
     offsets, reason_ids = _reason_runs(frame, reason_count, reason_ids, python_rows, python_reasons)
     strings = pa.array(list(arrays.strings) + list(frame.extra_strings), type=pa.string())
@@ -272,9 +283,22 @@ def _list_members(arrays, frame, prepared) -> np.ndarray:
 
 
 def _run_native(
-    runner, arrays, frame, prepared, values, missing, today, status, out_values, out_missing, reason_count, threads
+    runner,
+    arrays,
+    frame,
+    prepared,
+    values,
+    missing,
+    today,
+    status,
+    out_values,
+    out_missing,
+    reason_count,
+    threads,
+    hits=None,
 ):
-    """Stage 3: every row not already in error on the GIL-free kernel; returns the decided rows' reason ids."""
+    """Stage 3: every row not already in error on the GIL-free kernel; returns the decided rows' reason ids
+    (and with `hits`, adds the hit counts of the rows it decided)."""
     from compiler._fastpath import NATIVE_REASONS_CAPACITY
 
     members = _list_members(arrays, frame, prepared)
@@ -282,13 +306,28 @@ def _run_native(
     n_rows = len(today)
     bounds = [(start, min(start + CHUNK_ROWS, n_rows)) for start in range(0, n_rows, CHUNK_ROWS)]
 
-    def run(bound: tuple[int, int]) -> np.ndarray:
+    def run(bound: tuple[int, int]) -> tuple[np.ndarray, Any]:
         start, end = bound
         ids = np.empty((end - start) * NATIVE_REASONS_CAPACITY, dtype=np.int32)
+        events = None
+        if hits is not None:  # each chunk counts into its own arrays: no two threads write one
+            events = (np.zeros(len(arrays.leaf_index), dtype=np.int64), np.zeros(len(arrays.stmt_kind), np.int64))
         written = runner.native_rows(
-            values, missing, today, status, out_values, out_missing, members, start, end, reason_count, ids, n_strings
+            values,
+            missing,
+            today,
+            status,
+            out_values,
+            out_missing,
+            members,
+            start,
+            end,
+            reason_count,
+            ids,
+            n_strings,
+            *(events or ()),
         )
-        return ids[:written].copy()
+        return ids[:written].copy(), events
 
     workers = threads if threads is not None else (os.cpu_count() or 1)
     if runner.native_takes_gil:
@@ -297,7 +336,24 @@ def _run_native(
         parts = [run(bound) for bound in bounds]
     else:
         parts = list(_thread_pool().map(run, bounds))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+    if hits is not None and parts:
+        leaf_events = sum(events[0] for _, events in parts)
+        statement_events = sum(events[1] for _, events in parts)
+        hits.update(hits_from_events(arrays, leaf_events, statement_events))
+    return np.concatenate([ids for ids, _ in parts]) if parts else np.zeros(0, dtype=np.int32)
+
+
+def _count_traces(
+    hits: Counter, info, traces: Sequence[Any], errors: Mapping[int, Any], rows: Sequence[int] | None = None
+) -> None:
+    """Add the hit counts of decided rows from their traces (`rows`: the row number of each trace)."""
+    entries: Counter = Counter()
+    for position, entry_list in enumerate(traces):
+        row = position if rows is None else int(rows[position])
+        if entry_list is None or row in errors:
+            continue
+        entries.update(entry_list)
+    hits.update(hits_from_trace(entries, info))
 
 
 def _thread_pool() -> ThreadPoolExecutor:
