@@ -84,6 +84,8 @@ def _share(value: float | None) -> str:
 @click.argument("policy_file", metavar="POLICY")
 @click.option("--data", "data", multiple=True, required=True, metavar="PATH",
               help="A CSV, Parquet or JSON Lines file, or a directory of them (repeatable).")  # fmt: skip
+@click.option("--against", "against_file", metavar="OTHER", help="The version POLICY would replace: compare the two.")
+@click.option("--compare-on", metavar="OUTPUT", help="The output the swap set compares (default: decision).")
 @click.option("--query", "query_file", metavar="FILE", help="A SQL SELECT over the view `data` mapping it to inputs.")
 @click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="The evaluation date of every row (default: today).")
 @click.option("--as-of-column", metavar="COL", help="A date column holding each row's evaluation date.")
@@ -99,6 +101,8 @@ def _share(value: float | None) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def simulate(
     policy_file: str,
+    against_file: str | None,
+    compare_on: str | None,
     data: tuple[str, ...],
     query_file: str | None,
     as_of: str | None,
@@ -124,7 +128,8 @@ def simulate(
         except ValueError:
             raise click.BadParameter(f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of") from None
     policy = _load_policy(policy_file)
-    lists = _read_lists(policy, list_specs)
+    other = _load_policy(against_file) if against_file is not None else None
+    lists = _lists_for(policy, other, list_specs, _read_lists)
     query = None
     if query_file is not None:
         try:
@@ -143,6 +148,8 @@ def simulate(
             result = run(
                 policy,
                 source,
+                against=other,
+                compare_on=compare_on,
                 as_of=as_of_column or as_of,
                 lists=lists,
                 label=label,
@@ -163,13 +170,46 @@ def simulate(
     if json_path == "-":
         _out(orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
     else:
-        for line in _summary(result):
+        for line in [*_summary(result), *_comparison_lines(result)]:
             _out(line)
         if json_path is not None:
             _write_json(json_path, metrics)
     if result.partial:
         _err("stopped by Ctrl-C: the figures cover the rows read before it (marked partial)")
         raise CliExit(EXIT_INTERRUPTED)
+
+
+def _lists_for(policy: Any, other: Any, specs: tuple[str, ...], read: Any) -> dict[str, list[Any]]:
+    """The --list files, each read for the version that declares the list (POLICY first)."""
+    if other is None:
+        return read(policy, specs)
+    mine = tuple(spec for spec in specs if spec.partition("=")[0] in policy.store_lists)
+    theirs = tuple(spec for spec in specs if spec not in mine)
+    return {**read(other, theirs), **read(policy, mine)}
+
+
+def _comparison_lines(result: Any) -> list[str]:
+    comparison = result.comparison
+    if comparison is None:
+        return []
+    lines = [
+        f"against {result.against.policy} ({result.against.content_hash[:12]}): {comparison['changed_rows']:,} rows "
+        f"({comparison['changed_share']:.1%}) change {comparison['output']}",
+        f"  {'before':<20}{'after':<20}{'rows':>10}{'share':>8}"
+        + (f"{'bad rate':>10}" if result.options.get("label") else ""),
+    ]
+    for cell in comparison["cells"]:
+        rate = f"{_share(cell.get('bad_rate')):>10}" if result.options.get("label") else ""
+        lines.append(f"  {cell['before']!s:<20}{cell['after']!s:<20}{cell['rows']:>10,}{cell['share']:>8.1%}{rate}")
+    for name in ("swap_in", "swap_out"):
+        if name in comparison:
+            group = comparison[name]
+            lines.append(f"  {name.replace('_', '-')}: {group['rows']:,} rows, bad rate {_share(group['bad_rate'])}")
+    for item in comparison["hit_changes"][:5]:
+        lines.append(
+            f"  {item['statement']}:{item['label']} (line {item['line']}) {item['before']:,} → {item['after']:,}"
+        )
+    return lines
 
 
 def _write_json(path: str, body: Any) -> None:

@@ -28,23 +28,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from compiler.masking import mask, masked  # noqa: F401 — re-exported: the server's views mask with these
 from decision_server.config import ConfigError, ServerConfig
 from decision_server.random_bytes import random_bytes
 
 TOKEN_PREFIX = "v2."
 _NONCE_BYTES = 12
 _HKDF_INFO = b"decide decision-log pii seal v2"
-
-
-def mask(value: Any) -> str:
-    """All but the last 4 characters hidden: enough to recognise a value, never to recover it."""
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    visible = text[-4:] if len(text) > 4 else ""
-    return "*" * max(len(text) - len(visible), 4) + visible
-
-
-def masked(record: Mapping[str, Any], personal: Collection[str]) -> dict[str, Any]:
-    return {name: mask(value) if name in personal and value is not None else value for name, value in record.items()}
 
 
 def new_key() -> str:

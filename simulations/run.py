@@ -1,10 +1,13 @@
-"""A back-test: one policy over one data source, batch by batch, into one aggregate.
+"""A back-test: one policy (and with `against`, the version it would replace) over one data source, batch by
+batch, into aggregates.
 
-Input: a compiled `Policy` (or a policy file's path), data paths or an open `DataSource`, and the options of
-`evaluate_batch` (as_of — a date or a column —, lists, threads). Output: a `SimulationResult` holding the merged
-`Aggregate`, its `metrics()`, and what the run read (files, rows, the query), with `to_json()`.
+Input: a compiled `Policy` (or a policy file's path), optionally a second one to compare with, data paths or an
+open `DataSource`, and the options of `evaluate_batch` (as_of — a date or a column —, lists, threads). Output: a
+`SimulationResult` holding the merged `Aggregate`s, their `metrics`, the comparison (`compare.comparison`) when
+there are two versions, and what the run read (files, rows, the query), with `to_json()`.
 
-Memory is bounded by the batch size: each batch's results are folded into counts and dropped.
+Each batch is read once and evaluated by both versions. Memory is bounded by the batch size: each batch's
+results are folded into counts and dropped.
 """
 
 from __future__ import annotations
@@ -16,29 +19,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from compiler.info import PolicyInfo
+from compiler.masking import masked
 from compiler.policy import Policy, compile_file
 from dsl.errors import DecideError
 from simulations import preflight
 from simulations.aggregates import Aggregate
+from simulations.compare import SAMPLE_ROWS, Swaps, comparison, outcomes, swapped_rows
 from simulations.data import DEFAULT_BATCH_ROWS, DataSource, SimulationError, open_data
+
+MAX_SEGMENT_VALUES = 1_000
 
 
 @dataclass
-class SimulationResult:
-    """What a back-test measured, and on what."""
+class VersionResult:
+    """One version's figures in a back-test."""
 
     policy: str
     content_hash: str
     kind: str
     aggregate: Aggregate
-    files: list[str]
-    query: str
-    batches: int
-    partial: bool = False  # stopped before the data ended (Ctrl-C): the figures cover the rows read
-    options: dict[str, Any] = field(default_factory=dict)
     bad: str | None = None
     segments: dict[str, dict[Any, Aggregate]] = field(default_factory=dict)
     info: PolicyInfo | None = field(default=None, repr=False)  # the policy's statements, for the hit counts
@@ -56,20 +59,89 @@ class SimulationResult:
             }
         return figures
 
+
+@dataclass
+class SimulationResult(VersionResult):
+    """What a back-test measured, and on what: the policy's figures, and with `against` the other version's and
+    the comparison of the two."""
+
+    files: list[str] = field(default_factory=list)
+    query: str = ""
+    batches: int = 0
+    partial: bool = False  # stopped before the data ended (Ctrl-C): the figures cover the rows read
+    options: dict[str, Any] = field(default_factory=dict)
+    against: VersionResult | None = None
+    swaps: Swaps | None = None
+
+    @property
+    def comparison(self) -> dict[str, Any] | None:
+        if self.against is None or self.swaps is None:
+            return None
+        mine = self.metrics
+        bad = mine["label"]["bad_value"] if "label" in mine else None  # as found, when --bad was not given
+        return comparison(self.swaps, self.against.metrics, mine, bad)
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "policy": {"name": self.policy, "content_hash": self.content_hash},
+        body = {
+            "policy": {"name": self.policy, "content_hash": self.content_hash, "kind": self.kind},
             "data": {"files": self.files, "query": self.query, "batches": self.batches},
             "options": self.options,
             "partial": self.partial,
             "metrics": self.metrics,
         }
+        if self.against is not None:
+            body["against"] = {
+                "policy": {"name": self.against.policy, "content_hash": self.against.content_hash},
+                "metrics": self.against.metrics,
+            }
+            body["comparison"] = self.comparison
+        return body
+
+
+@dataclass
+class _Side:
+    """One version being replayed: its compiled policy, its prepared lists and what it has counted so far."""
+
+    policy: Policy
+    prepared: Any
+    label: str | None
+    segments: Sequence[str]
+    total: Aggregate = field(init=False)
+    by_segment: dict[str, dict[Any, Aggregate]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outputs = tuple(item.name for item in self.policy.outputs)
+        self.inputs = {item.name for item in self.policy.inputs}
+        self.total = Aggregate(self.outputs, label=self.label)
+        self.by_segment = {column: {} for column in self.segments}
+
+    def evaluate(self, batch: pa.RecordBatch, number: int, **options: Any) -> tuple[pa.Table, Aggregate, dict]:
+        """This batch's results, its aggregate and its segments' aggregates (nothing is counted yet)."""
+        hits: Counter = Counter()
+        try:
+            results = self.policy.evaluate_batch(batch, lists=self.prepared, ignore_extra=True, hits=hits, **options)
+        except DecideError as exc:  # the whole batch refused (a column of the wrong type, an as_of column)
+            raise SimulationError(f"batch {number}: {self.policy.name}: {exc}") from None
+        counted = Aggregate.of(results, self.outputs, self.inputs, self.label, hits)
+        per_segment = {
+            column: _segment_aggregates(column, results, self.outputs, self.inputs, self.label)
+            for column in self.segments
+        }
+        return results, counted, per_segment
+
+    def result(self, bad: str | None) -> VersionResult:
+        policy = self.policy
+        return VersionResult(
+            policy.name, policy.content_hash, policy.kind, self.total, bad, self.by_segment, policy.info
+        )
 
 
 def run(
     policy: Policy | str | Path,
     data: DataSource | Sequence[str | Path],
     *,
+    against: Policy | str | Path | None = None,
+    compare_on: str | None = None,
     query: str | None = None,
     as_of: _dt.date | str | None = None,
     lists: Mapping[str, Iterable[Any]] | None = None,
@@ -81,23 +153,23 @@ def run(
     on_batch: Callable[[int], None] | None = None,
     stop_on_interrupt: bool = False,
 ) -> SimulationResult:
-    """Replay `policy` over `data` (mapped by `query`) and measure it: with `label`, against the observed outcome
-    in that column (`bad`: its value that means bad); with `segments`, every figure also per value of each of
-    those columns. Label and segment columns are copied beside the results; the policy never reads them.
-    `on_batch(rows)` is called after each batch with the rows it held (a progress bar). With `stop_on_interrupt`,
-    Ctrl-C ends the run after the batch in progress and the result is marked `partial`."""
-    if not isinstance(policy, Policy):
-        policy = _compiled(policy)
+    """Replay `policy` over `data` (mapped by `query`) and measure it: with `against`, the version it would
+    replace, on the same rows, compared on the output `compare_on` (default `decision`, else the first output
+    both have); with `label`, against the observed outcome in that column (`bad`: its value that means bad);
+    with `segments`, every figure also per value of each of those columns. Label and segment columns are copied
+    beside the results; the policies never read them. `on_batch(rows)` is called after each batch with the rows
+    it held (a progress bar). With `stop_on_interrupt`, Ctrl-C ends the run after the batch in progress and the
+    result is marked `partial`."""
+    policy = policy if isinstance(policy, Policy) else _compiled(policy)
+    other = None if against is None else (against if isinstance(against, Policy) else _compiled(against))
     source = data if isinstance(data, DataSource) else open_data(data, query, batch_rows)
-    outputs = tuple(item.name for item in policy.outputs)
-    inputs = {item.name for item in policy.inputs}
-    total = Aggregate(outputs, label=label)
-    by_segment: dict[str, dict[Any, Aggregate]] = {column: {} for column in segments}
     carried = list(dict.fromkeys([*([label] if label else []), *segments]))
     batches = 0
     partial = False
     try:
-        preflight.check(policy, source)
+        versions = [version for version in (policy, other) if version is not None]
+        for version in versions:
+            preflight.check(version, source)
         missing = [column for column in carried if column not in source.schema.names]
         if missing:
             raise SimulationError(
@@ -105,70 +177,127 @@ def run(
                 + ", ".join(source.schema.names)
                 + ")"
             )
-        unsupplied = [name for name in policy.store_lists if name not in (lists or {})]
-        if unsupplied:
-            raise SimulationError(
-                f"the policy reads the list(s) {', '.join(unsupplied)}: supply each with --list NAME=FILE "
-                "(an empty file is an empty list)"
-            )
-        try:
-            prepared = policy.prepare_lists(lists or {})
-        except DecideError as exc:
-            raise SimulationError(f"the lists cannot be used: {getattr(exc, 'message', exc)}") from None
+        sides = [_Side(version, _prepared_lists(version, lists), label, segments) for version in versions]
+        output = _compared_output(policy, other, compare_on) if other is not None else None
+        swaps = Swaps(output, label) if output is not None else None
+        options = {"as_of": as_of, "threads": threads, "passthrough": carried}
+        # Everything counted so far, in one tuple: each batch replaces it in one assignment, so an interrupt
+        # leaves a batch counted everywhere or nowhere.
+        state = ([side.total for side in sides], [side.by_segment for side in sides], swaps, 0)
         try:
             for batch in source.batches():
-                batch_hits: Counter = Counter()
-                try:
-                    results = policy.evaluate_batch(
-                        batch,
-                        as_of=as_of,
-                        lists=prepared,
-                        ignore_extra=True,
-                        threads=threads,
-                        passthrough=carried,
-                        hits=batch_hits,
-                    )
-                except DecideError as exc:  # the whole batch refused (a column of the wrong type, an as_of column)
-                    raise SimulationError(f"batch {batches + 1}: {exc}") from None
-                counted = Aggregate.of(results, outputs, inputs, label, batch_hits)
-                per_segment = {
-                    column: _segment_aggregates(column, results, outputs, inputs, label) for column in segments
-                }
-                # One assignment for the batch: an interrupt leaves it all counted or not at all.
-                total, by_segment, batches = total.merge(counted), _merged(by_segment, per_segment), batches + 1
+                totals, segmented, swaps, batches = state
+                evaluated = [side.evaluate(batch, batches + 1, **options) for side in sides]
+                if swaps is not None:
+                    (new, _, _), (old, _, _) = evaluated
+                    batch_swaps = Swaps.of(output, old, new, sides[1].inputs, sides[0].inputs, label)
+                    room = SAMPLE_ROWS - len(swaps.sample)
+                    if room > 0:
+                        batch_swaps.sample = _sample(sides, batch, old, new, output, as_of, room)
+                    swaps = swaps.merge(batch_swaps)
+                state = (
+                    [total.merge(counted) for total, (_, counted, _) in zip(totals, evaluated, strict=True)],
+                    [_merged(parts, per) for parts, (_, _, per) in zip(segmented, evaluated, strict=True)],
+                    swaps,
+                    batches + 1,
+                )
                 if on_batch is not None:
                     on_batch(batch.num_rows)
         except KeyboardInterrupt:
             if not stop_on_interrupt:
                 raise
             partial = True
+        totals, segmented, swaps, batches = state
+        for side, total, parts in zip(sides, totals, segmented, strict=True):
+            side.total, side.by_segment = total, parts
     finally:
         if not isinstance(data, DataSource):
             source.close()
+    main = sides[0].result(bad)
     result = SimulationResult(
-        policy.name,
-        policy.content_hash,
-        policy.kind,
-        total,
-        [str(path) for path in source.files],
-        source.query,
-        batches,
-        partial,
+        main.policy,
+        main.content_hash,
+        main.kind,
+        main.aggregate,
+        bad,
+        main.segments,
+        main.info,
+        files=[str(path) for path in source.files],
+        query=source.query,
+        batches=batches,
+        partial=partial,
         options={
             "as_of": str(as_of) if as_of is not None else None,
             "batch_rows": source.batch_rows,
             "label": label,
             "segments": list(segments),
+            "compare_on": output,
         },
-        bad=bad,
-        segments=by_segment,
-        info=policy.info,
+        against=sides[1].result(bad) if other is not None else None,
+        swaps=swaps,
     )
     result.metrics  # noqa: B018 — a label that is not one (three values, no bad value) is refused now, not later
     return result
 
 
-MAX_SEGMENT_VALUES = 1_000
+def _prepared_lists(policy: Policy, lists: Mapping[str, Iterable[Any]] | None) -> Any:
+    unsupplied = [name for name in policy.store_lists if name not in (lists or {})]
+    if unsupplied:
+        raise SimulationError(
+            f"the policy reads the list(s) {', '.join(unsupplied)}: supply each with --list NAME=FILE "
+            "(an empty file is an empty list)"
+        )
+    try:
+        return policy.prepare_lists({name: members for name, members in (lists or {}).items()
+                                     if name in policy.store_lists})  # fmt: skip
+    except DecideError as exc:
+        raise SimulationError(f"the lists cannot be used: {getattr(exc, 'message', exc)}") from None
+
+
+def _compared_output(policy: Policy, other: Policy, chosen: str | None) -> str:
+    mine = [item.name for item in policy.outputs]
+    theirs = {item.name for item in other.outputs}
+    shared = [name for name in mine if name in theirs]
+    if chosen is not None:
+        if chosen not in shared:
+            listed = ", ".join(shared) or "none"
+            raise SimulationError(f"both versions must have the output {chosen!r} to compare on it (shared: {listed})")
+        return chosen
+    if not shared:
+        raise SimulationError(f"{policy.name} and {other.name} have no output in common to compare")
+    return "decision" if "decision" in shared else shared[0]
+
+
+def _sample(
+    sides: list[_Side], batch: pa.RecordBatch, old: pa.Table, new: pa.Table, output: str, as_of: Any, room: int
+) -> list[dict[str, Any]]:
+    """The first `room` rows of the batch whose outcome differs, each with both decisions and traces."""
+    positions = swapped_rows(outcomes(old, output, sides[1].inputs), outcomes(new, output, sides[0].inputs))
+    rows = batch.to_pylist() if positions else []
+    personal = {item.name for side in sides for item in side.policy.inputs if item.pii}
+    sample = []
+    for position in positions[:room]:
+        row = rows[position]
+        when = row.get(as_of) if isinstance(as_of, str) and as_of in row else as_of
+        names = dict.fromkeys(item.name for side in sides for item in side.policy.inputs)  # in the policies' order
+        record = {name: row[name] for name in names if name in row}
+        sample.append(
+            {
+                "input": masked(record, personal),
+                "after": _explained(sides[0], record, when),
+                "before": _explained(sides[1], record, when),
+            }
+        )
+    return sample
+
+
+def _explained(side: _Side, record: dict[str, Any], as_of: Any) -> dict[str, Any]:
+    mine = {name: value for name, value in record.items() if name in side.inputs}
+    try:
+        decided = side.policy.evaluate(mine, as_of=as_of, lists=side.prepared, trace=True)
+    except DecideError as exc:
+        return {"error": str(exc)}
+    return {"outputs": decided["outputs"], "trace": decided["trace"]}
 
 
 def _segment_aggregates(

@@ -58,6 +58,26 @@ def test_the_summary_and_the_json_carry_the_figures(files: dict[str, Path], caps
     assert f"AUC {auc:.3f}" in printed.out
 
 
+def test_against_prints_the_swap_set_and_writes_the_comparison(
+    files: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    stricter = str(REPO / "simulations" / "examples" / "consumer_loan_stricter.policy")
+    out = files["dir"] / "compared.json"
+    code = main(["simulate", stricter, "--against", POLICY_FILE, "--data", str(files["data"]), "--label", "bad",
+                 "--list", f"blacklist={files['list']}", "--as-of", "2026-12-01", "--json", str(out),
+                 "--quiet"])  # fmt: skip
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    written = orjson.loads(out.read_bytes())
+    expected = simulations.run(stricter, [files["data"]], against=POLICY, lists=LISTS, as_of="2026-12-01", label="bad")
+    assert written["comparison"] == orjson.loads(orjson.dumps(expected.comparison))
+    assert written["against"]["policy"]["content_hash"] == POLICY.content_hash
+    changed = expected.comparison["changed_rows"]
+    assert f"against consumer_loan ({POLICY.content_hash[:12]}): {changed:,} rows" in printed.out
+    swap_out = expected.comparison["swap_out"]["rows"]
+    assert f"swap-out: {swap_out:,} rows" in printed.out
+
+
 def test_an_as_of_column_gives_each_row_its_own_date(files: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
     listed = ("--list", f"blacklist={files['list']}", "--json", "-", "--quiet")
     assert simulate("--data", str(files["dated"]), "--as-of-column", "as_of", *listed) == 0
