@@ -82,6 +82,7 @@ setup(
         # query in SQL, handing back Arrow batches, instead of a CSV reader and a mapping language of our own.
         "duckdb>=1.1",
         "rich>=13",  # decide simulate's progress bar (rows, rows/s, time left) on a terminal
+        "matplotlib>=3.8",  # the back-test report's charts, drawn server-side as inline SVG
     ],
     extras_require={
         "test": [
@@ -90,6 +91,7 @@ setup(
             "pytest-benchmark>=4",
             "ruff==0.17.6",
             "pandas>=2",
+            "pillow>=10",  # reading the report's Chromium screenshot (it also comes with matplotlib)
             "jsonschema>=4.20",
             # A throwaway PostgreSQL cluster per test session (tests/databases.py).
             "pytest-postgresql>=10,<11",

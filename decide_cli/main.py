@@ -323,9 +323,17 @@ def fmt(files: tuple[str, ...], check_only: bool) -> None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so a crash never leaves half a policy."""
+    """Write via a temporary file in the same folder and rename, so a crash never leaves half a policy. The file
+    keeps the mode it had (a new one gets the usual 0666 less the umask, not mkstemp's 0600)."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        if path.exists():
+            mode = path.stat().st_mode & 0o777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temporary, mode)
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
         os.replace(temporary, path)

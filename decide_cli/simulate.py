@@ -96,6 +96,7 @@ def _share(value: float | None) -> str:
 @click.option("--bad", metavar="VALUE", help="The --label value that means bad (default: 1, true, yes …).")
 @click.option("--segment", "segments", multiple=True, metavar="COL", help="Also report per value of COL (repeatable).")
 @click.option("--json", "json_path", metavar="FILE", help="Write every figure as JSON (- for standard output).")
+@click.option("--out", "report_path", metavar="FILE", help="Write the report: one self-contained HTML page.")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=65_536, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="Kernel threads (default: one per core).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -112,6 +113,7 @@ def simulate(
     bad: str | None,
     segments: tuple[str, ...],
     json_path: str | None,
+    report_path: str | None,
     batch_rows: int,
     threads: int | None,
     quiet: bool,
@@ -174,6 +176,13 @@ def simulate(
             _out(line)
         if json_path is not None:
             _write_json(json_path, metrics)
+    if report_path is not None:
+        from compiler import COMPILER_VERSION
+        from compiler.evaluate import implementation
+        from simulations.report import render_html
+
+        engine = f"Decide compiler {COMPILER_VERSION}, {implementation.describe()}"
+        _write_text(report_path, render_html(result, engine))
     if result.partial:
         _err("stopped by Ctrl-C: the figures cover the rows read before it (marked partial)")
         raise CliExit(EXIT_INTERRUPTED)
@@ -213,10 +222,15 @@ def _comparison_lines(result: Any) -> list[str]:
 
 
 def _write_json(path: str, body: Any) -> None:
+    _write_text(path, orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write a whole file or nothing (a reader never sees half a report)."""
     from decide_cli.main import EXIT_INPUT, CliExit, _err, _write_atomically
 
     try:
-        _write_atomically(Path(path), orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+        _write_atomically(Path(path), text)
     except OSError as exc:
         _err(f"error: cannot write {path}: {exc.strerror}")
         raise CliExit(EXIT_INPUT) from None

@@ -13,6 +13,7 @@ results are folded into counts and dropped.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ class SimulationResult(VersionResult):
     """What a back-test measured, and on what: the policy's figures, and with `against` the other version's and
     the comparison of the two."""
 
-    files: list[str] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)  # path, bytes, sha256 of each data file read
     query: str = ""
     batches: int = 0
     partial: bool = False  # stopped before the data ended (Ctrl-C): the figures cover the rows read
@@ -164,6 +165,7 @@ def run(
     other = None if against is None else (against if isinstance(against, Policy) else _compiled(against))
     source = data if isinstance(data, DataSource) else open_data(data, query, batch_rows)
     carried = list(dict.fromkeys([*([label] if label else []), *segments]))
+    fingerprints = [_fingerprint(path) for path in source.files]  # before reading: what this run read
     batches = 0
     partial = False
     try:
@@ -222,7 +224,7 @@ def run(
         bad,
         main.segments,
         main.info,
-        files=[str(path) for path in source.files],
+        files=fingerprints,
         query=source.query,
         batches=batches,
         partial=partial,
@@ -330,6 +332,17 @@ def _merged(
             )
         merged[column] = combined
     return merged
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise SimulationError(f"cannot read the data file {path}: {exc.strerror}") from None
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def _compiled(path: str | Path) -> Policy:
