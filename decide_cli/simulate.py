@@ -73,6 +73,17 @@ def _summary(result: Any) -> list[str]:
     reasons = metrics["reasons"]["first"]
     shown = ", ".join(f"{item['value'] or '(none)'} {item['share']:.1%}" for item in reasons[:6])
     lines.append(f"first reasons: {shown}")
+    for column, figures in metrics.get("fair_lending", {}).items():
+        if figures.get("favourable") is None:
+            lines.append(f"fair lending by {column}: {figures['note']}")
+            continue
+        groups = " · ".join(
+            f"{row['group']} {_share(row['rate'])} (AIR {row['adverse_impact_ratio']:.2f}"
+            + (", under 0.8)" if row["flagged"] else ")")
+            for row in figures["groups"]
+            if row["rate"] is not None
+        )
+        lines.append(f"fair lending by {column} ({figures['favourable']}): {groups}")
     return lines
 
 
@@ -95,6 +106,9 @@ def _share(value: float | None) -> str:
 @click.option("--label", metavar="COL", help="A column of the observed outcome (default flag, response).")
 @click.option("--bad", metavar="VALUE", help="The --label value that means bad (default: 1, true, yes …).")
 @click.option("--segment", "segments", multiple=True, metavar="COL", help="Also report per value of COL (repeatable).")
+@click.option("--protected", multiple=True, metavar="COL",
+              help="A column the policy does not read (race, sex, age band): approval rate and adverse impact "
+                   "ratio per group (repeatable).")  # fmt: skip
 @click.option("--json", "json_path", metavar="FILE", help="Write every figure as JSON (- for standard output).")
 @click.option("--out", "report_path", metavar="FILE", help="Write the report: one self-contained HTML page.")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=65_536, show_default=True)
@@ -112,6 +126,7 @@ def simulate(
     label: str | None,
     bad: str | None,
     segments: tuple[str, ...],
+    protected: tuple[str, ...],
     json_path: str | None,
     report_path: str | None,
     batch_rows: int,
@@ -157,6 +172,7 @@ def simulate(
                 label=label,
                 bad=bad,
                 segments=segments,
+                protected=protected,
                 threads=threads,
                 on_batch=progress.advance if progress else None,
                 stop_on_interrupt=True,

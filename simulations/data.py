@@ -66,7 +66,19 @@ class DataSource:
 
     def _relation(self) -> duckdb.DuckDBPyRelation:
         try:
-            return self._connection.sql(self.query)
+            relation = self._connection.sql(self.query)
+            # DuckDB's JSON and CSV readers may type small integers as 128-bit (HUGEINT), which Arrow can only
+            # hand over as decimals: cast them to 64 bits, and fail the read (never wrap or null) where one is too
+            # large.
+            wide = [name for name, kind in zip(relation.columns, relation.types, strict=True)
+                    if str(kind) in ("HUGEINT", "UHUGEINT")]  # fmt: skip
+            if wide:
+                columns = ", ".join(
+                    f"CAST({_identifier(name)} AS BIGINT) AS {_identifier(name)}" if name in wide else _identifier(name)
+                    for name in relation.columns
+                )
+                relation = relation.query("mapped", f"SELECT {columns} FROM mapped")
+            return relation
         except duckdb.Error as exc:
             raise SimulationError(f"the mapping query failed: {_first_lines(exc)}") from None
 
@@ -130,6 +142,10 @@ def _checked_query(query: str | None) -> str:
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
         raise SimulationError("the mapping query must be one SELECT statement over the view `data`")
     return text
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _sql_text(value: str) -> str:

@@ -31,6 +31,7 @@ from simulations import preflight
 from simulations.aggregates import Aggregate
 from simulations.compare import SAMPLE_ROWS, Swaps, comparison, outcomes, swapped_rows
 from simulations.data import DEFAULT_BATCH_ROWS, DataSource, SimulationError, open_data
+from simulations.fairness import fair_lending, moved_ratios
 
 MAX_SEGMENT_VALUES = 1_000
 
@@ -46,10 +47,13 @@ class VersionResult:
     bad: str | None = None
     segments: dict[str, dict[Any, Aggregate]] = field(default_factory=dict)
     info: PolicyInfo | None = field(default=None, repr=False)  # the policy's statements, for the hit counts
+    protected: dict[str, dict[Any, Aggregate]] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, Any]:
         figures = self.aggregate.metrics(self.kind, self.bad, self.info)
+        if self.protected:
+            figures["fair_lending"] = fair_lending(self.kind, self.protected)
         if self.segments:
             figures["segments"] = {
                 column: [
@@ -78,9 +82,12 @@ class SimulationResult(VersionResult):
     def comparison(self) -> dict[str, Any] | None:
         if self.against is None or self.swaps is None:
             return None
-        mine = self.metrics
+        mine, theirs = self.metrics, self.against.metrics
         bad = mine["label"]["bad_value"] if "label" in mine else None  # as found, when --bad was not given
-        return comparison(self.swaps, self.against.metrics, mine, bad)
+        body = comparison(self.swaps, theirs, mine, bad)
+        if "fair_lending" in mine and "fair_lending" in theirs:
+            body["fair_lending"] = moved_ratios(theirs["fair_lending"], mine["fair_lending"])
+        return body
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -106,7 +113,7 @@ class _Side:
     policy: Policy
     prepared: Any
     label: str | None
-    segments: Sequence[str]
+    segments: Sequence[str]  # every column counted per value: the --segment ones, then the --protected ones
     total: Aggregate = field(init=False)
     by_segment: dict[str, dict[Any, Aggregate]] = field(init=False)
 
@@ -130,10 +137,12 @@ class _Side:
         }
         return results, counted, per_segment
 
-    def result(self, bad: str | None) -> VersionResult:
+    def result(self, bad: str | None, protected: Sequence[str]) -> VersionResult:
         policy = self.policy
+        segments = {column: parts for column, parts in self.by_segment.items() if column not in protected}
+        groups = {column: parts for column, parts in self.by_segment.items() if column in protected}
         return VersionResult(
-            policy.name, policy.content_hash, policy.kind, self.total, bad, self.by_segment, policy.info
+            policy.name, policy.content_hash, policy.kind, self.total, bad, segments, policy.info, groups
         )
 
 
@@ -151,20 +160,24 @@ def run(
     label: str | None = None,
     bad: str | None = None,
     segments: Sequence[str] = (),
+    protected: Sequence[str] = (),
     on_batch: Callable[[int], None] | None = None,
     stop_on_interrupt: bool = False,
 ) -> SimulationResult:
     """Replay `policy` over `data` (mapped by `query`) and measure it: with `against`, the version it would
     replace, on the same rows, compared on the output `compare_on` (default `decision`, else the first output
     both have); with `label`, against the observed outcome in that column (`bad`: its value that means bad);
-    with `segments`, every figure also per value of each of those columns. Label and segment columns are copied
-    beside the results; the policies never read them. `on_batch(rows)` is called after each batch with the rows
+    with `segments`, every figure also per value of each of those columns; with `protected` (columns that are not
+    policy inputs, e.g. a race or age-band column), the favourable-outcome rate of each group and its adverse
+    impact ratio. Label, segment and protected columns are copied beside the results; the policies never read
+    them. `on_batch(rows)` is called after each batch with the rows
     it held (a progress bar). With `stop_on_interrupt`, Ctrl-C ends the run after the batch in progress and the
     result is marked `partial`."""
     policy = policy if isinstance(policy, Policy) else _compiled(policy)
     other = None if against is None else (against if isinstance(against, Policy) else _compiled(against))
     source = data if isinstance(data, DataSource) else open_data(data, query, batch_rows)
-    carried = list(dict.fromkeys([*([label] if label else []), *segments]))
+    counted_by = list(dict.fromkeys([*segments, *protected]))
+    carried = list(dict.fromkeys([*([label] if label else []), *counted_by]))
     fingerprints = [_fingerprint(path) for path in source.files]  # before reading: what this run read
     batches = 0
     partial = False
@@ -175,11 +188,18 @@ def run(
         missing = [column for column in carried if column not in source.schema.names]
         if missing:
             raise SimulationError(
-                f"the data has no column {missing[0]} (for --label / --segment; columns: "
+                f"the data has no column {missing[0]} (for --label / --segment / --protected; columns: "
                 + ", ".join(source.schema.names)
                 + ")"
             )
-        sides = [_Side(version, _prepared_lists(version, lists), label, segments) for version in versions]
+        for version in versions:
+            read = sorted(set(protected) & {item.name for item in version.inputs})
+            if read:
+                raise SimulationError(
+                    f"{read[0]} is an input of {version.name}: a protected column must not reach the policy "
+                    "(fair-lending figures compare groups the policy cannot see)"
+                )
+        sides = [_Side(version, _prepared_lists(version, lists), label, counted_by) for version in versions]
         output = _compared_output(policy, other, compare_on) if other is not None else None
         swaps = Swaps(output, label) if output is not None else None
         options = {"as_of": as_of, "threads": threads, "passthrough": carried}
@@ -215,7 +235,7 @@ def run(
     finally:
         if not isinstance(data, DataSource):
             source.close()
-    main = sides[0].result(bad)
+    main = sides[0].result(bad, protected)
     result = SimulationResult(
         main.policy,
         main.content_hash,
@@ -224,6 +244,7 @@ def run(
         bad,
         main.segments,
         main.info,
+        main.protected,
         files=fingerprints,
         query=source.query,
         batches=batches,
@@ -233,9 +254,10 @@ def run(
             "batch_rows": source.batch_rows,
             "label": label,
             "segments": list(segments),
+            "protected": list(protected),
             "compare_on": output,
         },
-        against=sides[1].result(bad) if other is not None else None,
+        against=sides[1].result(bad, protected) if other is not None else None,
         swaps=swaps,
     )
     result.metrics  # noqa: B018 — a label that is not one (three values, no bad value) is refused now, not later

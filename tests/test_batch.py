@@ -51,7 +51,7 @@ def normalise(rows: list[dict]) -> list[dict]:
     return [{key: _comparable(v) for key, v in row.items()} for row in rows]
 
 
-@pytest.mark.parametrize("name", ["consumer_loan", "credit_line", "cross_sell", "early_collections"])
+@pytest.mark.parametrize("name", sorted(path.stem for path in POLICIES.glob("*.policy")))
 def test_batch_equals_single_on_example_cases(name: str) -> None:
     policy = compile_file(POLICIES / f"{name}.policy")
     cases = [c for c in load_cases(POLICIES / f"{name}.tests.json") if "error" not in c["expect"] and "as_of" in c]

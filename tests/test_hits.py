@@ -19,7 +19,7 @@ from compiler.testcases import load_cases
 from tests.conftest import POLICIES, SHARED
 from tests.strategies import policies_with_text, valid_input_records
 
-EXAMPLES = ["consumer_loan", "credit_line", "cross_sell", "early_collections"]
+EXAMPLES = sorted(path.stem for path in POLICIES.glob("*.policy"))
 
 
 def reference_hits(policy, rows: list[dict], **options) -> Counter:

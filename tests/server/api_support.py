@@ -25,7 +25,7 @@ from registry import Registry, deployments, policies, users
 from registry.entities import User
 from tests.conftest import POLICIES
 
-EXAMPLE_POLICIES = ("consumer_loan", "credit_line", "cross_sell", "early_collections")
+EXAMPLE_POLICIES = tuple(sorted(path.stem for path in POLICIES.glob("*.policy")))  # what the demo seeds
 
 # A policy that fails at run time for some inputs: 0 months is a division by zero, so `monthly` would be
 # missing, and it is not optional (language.md §16: an evaluation error naming the rule and the output).

@@ -287,6 +287,21 @@ def test_bad_data_and_queries_are_refused_with_what_and_where(tmp_path: Path) ->
     assert "must be one SELECT" in _refusal([tmp_path / "a.csv"], query="SELECT 1; SELECT 2")
 
 
+def test_wide_integers_are_narrowed_and_one_too_large_stops_the_read(data) -> None:
+    """DuckDB may type integers as 128-bit (its JSON reader does for small ones): they reach the policy as int64,
+    and one past 64 bits stops the read with DuckDB's conversion error, never a wrapped or missing value."""
+    path, _, _ = data
+    wide = "SELECT * REPLACE (CAST(age AS HUGEINT) AS age) FROM data"
+    source = simulations.open_data([path], wide)
+    assert source.schema.field("age").type == pa.int64()
+    source.close()
+    narrowed = simulations.run(POLICY, [path], query=wide, lists=LISTS, as_of="2026-12-01")
+    assert narrowed.metrics == simulations.run(POLICY, [path], lists=LISTS, as_of="2026-12-01").metrics
+    too_big = "SELECT * REPLACE (CAST(age AS HUGEINT) * CAST(100000000000000000000 AS HUGEINT) AS age) FROM data"
+    message = _refusal([path], query=too_big, as_of="2026-12-01")
+    assert "Conversion Error" in message, message
+
+
 def test_a_mapping_that_does_not_fit_the_inputs_is_one_message_naming_each_problem(tmp_path: Path) -> None:
     frame = applicants(20).drop(columns=["DebtRatio"])
     frame["MonthlyIncome"] = frame["MonthlyIncome"].map(lambda value: "NA" if pd.isna(value) else str(int(value)))
