@@ -87,6 +87,19 @@ def _summary(result: Any) -> list[str]:
     return lines
 
 
+def _stability_lines(result: Any) -> list[str]:
+    if result.stability is None:
+        return []
+    lines = [f"stability against the baseline ({result.stability['baseline']['rows']:,} rows), PSI:"]
+    for side in ("inputs", "outputs"):
+        figures = result.stability[side]
+        shifted = sorted(figures.items(), key=lambda item: -(item[1]["psi"] or 0))
+        shown = ", ".join(f"{name} {f['psi']:.3f}" + (f" ({f['reading']})" if f["reading"] != "stable" else "")
+                          for name, f in shifted if f["psi"] is not None)  # fmt: skip
+        lines.append(f"  {side}: {shown}")
+    return lines
+
+
 def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2%}"
 
@@ -109,6 +122,12 @@ def _share(value: float | None) -> str:
 @click.option("--protected", multiple=True, metavar="COL",
               help="A column the policy does not read (race, sex, age band): approval rate and adverse impact "
                    "ratio per group (repeatable).")  # fmt: skip
+@click.option(
+    "--baseline",
+    multiple=True,
+    metavar="PATH",
+    help="Earlier data (same format and query): the stability index (PSI) of each input and output.",
+)
 @click.option("--json", "json_path", metavar="FILE", help="Write every figure as JSON (- for standard output).")
 @click.option("--out", "report_path", metavar="FILE", help="Write the report: one self-contained HTML page.")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=65_536, show_default=True)
@@ -127,6 +146,7 @@ def simulate(
     bad: str | None,
     segments: tuple[str, ...],
     protected: tuple[str, ...],
+    baseline: tuple[str, ...],
     json_path: str | None,
     report_path: str | None,
     batch_rows: int,
@@ -173,6 +193,7 @@ def simulate(
                 bad=bad,
                 segments=segments,
                 protected=protected,
+                baseline=list(baseline) or None,
                 threads=threads,
                 on_batch=progress.advance if progress else None,
                 stop_on_interrupt=True,
@@ -188,7 +209,7 @@ def simulate(
     if json_path == "-":
         _out(orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
     else:
-        for line in [*_summary(result), *_comparison_lines(result)]:
+        for line in [*_summary(result), *_comparison_lines(result), *_stability_lines(result)]:
             _out(line)
         if json_path is not None:
             _write_json(json_path, metrics)

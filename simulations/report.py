@@ -80,6 +80,8 @@ def render_html(result: Any, engine: str = "") -> str:
         parts += _comparison_section(comparison, result.options.get("label") is not None)
     if "segments" in metrics:
         parts += _segments(metrics["segments"])
+    if result.stability is not None:
+        parts += _stability(result.stability)
     parts += _never_hit(metrics.get("hits", []))
     parts += _errors(metrics)
     parts += _provenance(result, engine)
@@ -311,6 +313,21 @@ def _segments(segments: dict[str, list[dict[str, Any]]]) -> list[str]:
             )
         parts.append(f"<h3>{_e(column)}</h3>")
         parts.append(_table([column, "rows", "decided", "approve rate", "bad rate"], rows))
+    return parts
+
+
+def _stability(figures: dict[str, Any]) -> list[str]:
+    parts = [
+        "<h2>Stability against the baseline</h2>",
+        f"<p>Population stability index (PSI) of each input and output against the baseline's "
+        f"{figures['baseline']['rows']:,} rows: under 0.1 stable, 0.1–0.25 a moderate shift, over 0.25 major.</p>",
+    ]
+    rows = []
+    for side in ("inputs", "outputs"):
+        for name, figure in figures[side].items():
+            psi = "" if figure["psi"] is None else f"{figure['psi']:.4f}"
+            rows.append([side[:-1], name, psi, figure["reading"]])
+    parts.append(_table(["", "column", "PSI", "reading"], rows, text_columns=2))
     return parts
 
 

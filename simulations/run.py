@@ -32,6 +32,7 @@ from simulations.aggregates import Aggregate
 from simulations.compare import SAMPLE_ROWS, Swaps, comparison, outcomes, swapped_rows
 from simulations.data import DEFAULT_BATCH_ROWS, DataSource, SimulationError, open_data
 from simulations.fairness import fair_lending, moved_ratios
+from simulations.stability import stability
 
 MAX_SEGMENT_VALUES = 1_000
 
@@ -77,6 +78,7 @@ class SimulationResult(VersionResult):
     options: dict[str, Any] = field(default_factory=dict)
     against: VersionResult | None = None
     swaps: Swaps | None = None
+    stability: dict[str, Any] | None = None  # with a baseline: PSI of every input and output (stability.py)
 
     @property
     def comparison(self) -> dict[str, Any] | None:
@@ -103,6 +105,8 @@ class SimulationResult(VersionResult):
                 "metrics": self.against.metrics,
             }
             body["comparison"] = self.comparison
+        if self.stability is not None:
+            body["stability"] = self.stability
         return body
 
 
@@ -161,6 +165,7 @@ def run(
     bad: str | None = None,
     segments: Sequence[str] = (),
     protected: Sequence[str] = (),
+    baseline: Sequence[str | Path] | None = None,
     on_batch: Callable[[int], None] | None = None,
     stop_on_interrupt: bool = False,
 ) -> SimulationResult:
@@ -169,8 +174,9 @@ def run(
     both have); with `label`, against the observed outcome in that column (`bad`: its value that means bad);
     with `segments`, every figure also per value of each of those columns; with `protected` (columns that are not
     policy inputs, e.g. a race or age-band column), the favourable-outcome rate of each group and its adverse
-    impact ratio. Label, segment and protected columns are copied beside the results; the policies never read
-    them. `on_batch(rows)` is called after each batch with the rows
+    impact ratio; with `baseline` (data paths, mapped by the same query), the population stability index of
+    every input and output between the baseline and this data. Label, segment and protected columns are copied
+    beside the results; the policies never read them. `on_batch(rows)` is called after each batch with the rows
     it held (a progress bar). With `stop_on_interrupt`, Ctrl-C ends the run after the batch in progress and the
     result is marked `partial`."""
     policy = policy if isinstance(policy, Policy) else _compiled(policy)
@@ -232,6 +238,9 @@ def run(
         totals, segmented, swaps, batches = state
         for side, total, parts in zip(sides, totals, segmented, strict=True):
             side.total, side.by_segment = total, parts
+        shifted = None
+        if baseline is not None and not partial:
+            shifted = _stability(policy, baseline, source, sides[0].total, as_of, lists, threads)
     finally:
         if not isinstance(data, DataSource):
             source.close()
@@ -256,12 +265,30 @@ def run(
             "segments": list(segments),
             "protected": list(protected),
             "compare_on": output,
+            "baseline": [str(path) for path in baseline] if baseline is not None else None,
         },
         against=sides[1].result(bad, protected) if other is not None else None,
         swaps=swaps,
+        stability=shifted,
     )
     result.metrics  # noqa: B018 — a label that is not one (three values, no bad value) is refused now, not later
     return result
+
+
+def _stability(
+    policy: Policy, baseline: Sequence[str | Path], source: DataSource, actual: Aggregate, as_of: Any, lists: Any,
+    threads: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The policy replayed over the baseline (same query), then the PSI of its inputs and outputs."""
+    expected = run(policy, list(baseline), query=source.query, as_of=as_of, lists=lists, batch_rows=source.batch_rows,
+                   threads=threads)  # fmt: skip
+    reference = open_data(list(baseline), source.query, source.batch_rows)
+    try:
+        figures = stability(policy, reference, source, expected.aggregate, actual)
+    finally:
+        reference.close()
+    figures["baseline"] = {"files": expected.files, "rows": expected.aggregate.rows}
+    return figures
 
 
 def _prepared_lists(policy: Policy, lists: Mapping[str, Iterable[Any]] | None) -> Any:
