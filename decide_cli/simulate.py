@@ -58,6 +58,7 @@ def _summary(result: Any) -> list[str]:
                 + ", of bads "
                 + _share(approval["approved_share_of_bads"])
             )
+    lines += _kind_lines(metrics, result.kind)
     if "label" in metrics:
         label = metrics["label"]
         lines.append(
@@ -85,6 +86,39 @@ def _summary(result: Any) -> list[str]:
         )
         lines.append(f"fair lending by {column} ({figures['favourable']}): {groups}")
     return lines
+
+
+def _kind_lines(metrics: dict[str, Any], kind: str) -> list[str]:
+    figures = metrics.get(kind)
+    if not figures or kind == "approval":
+        return []
+    lines = []
+    if kind == "limit" and "granted" in figures:
+        granted = figures["granted"]
+        lines.append(
+            f"limit: {granted['rows']:,} granted, total {granted['total']:,.0f}, mean {_number(granted['mean'])}"
+        )
+    for entry in figures.get("actions", []):
+        extra = ""
+        if "change_total" in entry:
+            extra = f", change total {entry['change_total']:,.0f} (mean {_number(entry['change_mean'])})"
+        if "contacts_per_day" in entry:
+            extra = f", {entry['contacts_per_day']:,.1f} contacts a day"
+        lines.append(f"  {entry['action']}: {entry['rows']:,} rows ({entry['share']:.1%}){extra}")
+    if kind == "collections" and "contacts_per_day" in figures:
+        lines.append(f"  contacts a day planned: {figures['contacts_per_day']:,.1f}")
+    if kind == "offer" and figures:
+        per, share = figures["offers_per_customer"], figures["offered_share"]
+        lines.append(f"offers: {per:.2f} per customer, {share:.1%} offered at least one")
+        for entry in figures["offers"]:
+            take_up = f", take-up {_share(entry['take_up'])}" if "take_up" in entry else ""
+            value = f", value {entry['value_total']:,.0f}" if "value_total" in entry else ""
+            lines.append(f"  {entry['offer']}: {entry['rows']:,} offered ({entry['share']:.1%}){value}{take_up}")
+    return lines
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
 
 
 def _stability_lines(result: Any) -> list[str]:

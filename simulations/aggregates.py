@@ -49,6 +49,10 @@ class Aggregate:
     label: str | None = None
     labels: Counter = field(default_factory=Counter)
     by_label: dict[str, Counter] = field(default_factory=dict)
+    # Pairs of outputs counted together (kind figures: a limit change by action): (a, b) -> (value a, value b) -> rows
+    joint: dict[tuple[str, str], Counter] = field(default_factory=dict)
+    # Per offer in a list output (kind offer): offer -> [rows offered, rows offered with the label's event value]
+    offers: dict[Any, Counter] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in self.outputs:
@@ -62,6 +66,8 @@ class Aggregate:
         inputs: Collection[str],
         label: str | None = None,
         hits: Counter | None = None,
+        joints: Sequence[tuple[str, str]] = (),
+        offers: str | None = None,
     ) -> Aggregate:
         """The aggregate of one batch of results of a policy with these outputs and inputs; with `label`, the
         name of a column of `results` holding each row's observed outcome; `hits`, the batch's hit counts
@@ -88,6 +94,19 @@ class Aggregate:
                 aggregate.by_label[name] = Counter(
                     {(value, seen): count for value, seen, count in _counted(pairs, ("value", "label"))}
                 )
+        for first, second in joints:
+            pairs = pa.table({"a": _countable(decided.column(first)), "b": _countable(decided.column(second))})
+            aggregate.joint[(first, second)] = Counter({(a, b): n for a, b, n in _counted(pairs, ("a", "b"))})
+        if offers is not None:
+            observed = _as_text(decided.column(label)) if label else pa.nulls(decided.num_rows, pa.string())
+            lists = decided.column(offers).combine_chunks()
+            if isinstance(observed, pa.ChunkedArray):
+                observed = observed.combine_chunks()
+            elements = pc.list_flatten(lists)
+            made = pa.table({"offer": _offer_names(elements), "label": observed.take(pc.list_parent_indices(lists)),
+                             "value": _offer_values(elements)})  # fmt: skip
+            for offer, seen, value, n in _counted3(made, ("offer", "label", "value")):
+                aggregate.offers.setdefault(offer, Counter())[(seen, value)] += n
         reasons = decided.column("reasons").combine_chunks()
         aggregate.first_reason.update(_value_counts(_first(reasons)))
         aggregate.any_reason.update(_value_counts(_unique_per_row(reasons)))
@@ -108,6 +127,10 @@ class Aggregate:
         merged.any_reason = self.any_reason + other.any_reason
         merged.hits = self.hits + other.hits
         merged.labels = self.labels + other.labels
+        merged.joint = {key: self.joint.get(key, Counter()) + other.joint.get(key, Counter())
+                        for key in {*self.joint, *other.joint}}  # fmt: skip
+        merged.offers = {key: self.offers.get(key, Counter()) + other.offers.get(key, Counter())
+                         for key in {*self.offers, *other.offers}}  # fmt: skip
         merged.by_label = {
             name: self.by_label.get(name, Counter()) + other.by_label.get(name, Counter())
             for name in self.outputs
@@ -261,6 +284,33 @@ def _countable(column: pa.ChunkedArray) -> pa.ChunkedArray:
             [pa.array([None if v is None else json_text(v) for v in column.to_pylist()], pa.string())], pa.string()
         )
     return column
+
+
+def _offer_names(elements: pa.Array) -> pa.Array:
+    """Each offer's name: itself when the list holds text, else its record's first text field (`product`)."""
+    if pa.types.is_struct(elements.type):
+        for index in range(elements.type.num_fields):
+            if pa.types.is_string(elements.type.field(index).type):
+                return pc.struct_field(elements, index)
+        return pa.array([json_text(value) for value in elements.to_pylist()], pa.string())
+    return elements if pa.types.is_string(elements.type) else _as_text(elements)
+
+
+def _offer_values(elements: pa.Array) -> pa.Array:
+    """Each offer's value: its record's first numeric field (an expected value, `ev`), else null."""
+    if pa.types.is_struct(elements.type):
+        for index in range(elements.type.num_fields):
+            kind = elements.type.field(index).type
+            if pa.types.is_floating(kind) or pa.types.is_integer(kind):
+                return pc.cast(pc.struct_field(elements, index), pa.float64())
+    return pa.nulls(len(elements), pa.float64())
+
+
+def _counted3(table: pa.Table, columns: tuple[str, str, str]) -> list[tuple[Any, Any, Any, int]]:
+    if table.num_rows == 0:
+        return []
+    grouped = table.group_by(list(columns), use_threads=False).aggregate([([], "count_all")])
+    return list(zip(*(grouped.column(name).to_pylist() for name in (*columns, "count_all")), strict=True))
 
 
 def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -74,6 +74,7 @@ def render_html(result: Any, engine: str = "") -> str:
         )
     parts += _headline(metrics, comparison)
     parts += _outcomes(metrics)
+    parts += _kind_section(metrics.get(result.kind), result.kind)
     if "label" in metrics:
         parts += _label_section(metrics["label"])
     if comparison is not None:
@@ -163,6 +164,55 @@ def _outcomes(metrics: dict[str, Any]) -> list[str]:
         )
     )
     return ["<h2>Outcomes and reasons</h2>", _charts(charts), *tables]
+
+
+def _kind_section(figures: dict[str, Any] | None, kind: str) -> list[str]:
+    if not figures or kind == "approval":
+        return []
+    parts = [f"<h2>{_e(kind.capitalize())} figures</h2>"]
+    if "granted" in figures:
+        granted = figures["granted"]
+        parts.append(
+            f"<p>Granted limits: {granted['rows']:,} rows, total {granted['total']:,.0f}, mean "
+            f"{_num(granted['mean']) if granted['mean'] is not None else 'n/a'}.</p>"
+        )
+    if "actions" in figures:
+        columns = [key for key in ("change_total", "change_mean", "contacts_per_day") if key in figures["actions"][0]]
+        parts.append(
+            _table(
+                ["action", "rows", "share", *[c.replace("_", " ") for c in columns]],
+                [
+                    [
+                        a["action"],
+                        a["rows"],
+                        _pct(a["share"]),
+                        *[_num(a[c]) if a[c] is not None else "" for c in columns],
+                    ]
+                    for a in figures["actions"]
+                ],
+            )
+        )
+    if "offers" in figures:
+        parts.append(
+            f"<p>{figures['offers_per_customer']:.2f} offers per customer; {_pct(figures['offered_share'])} "
+            "offered at least one.</p>"
+        )
+        parts.append(
+            _table(
+                ["offer", "rows", "share", "value", "take-up"],
+                [
+                    [
+                        o["offer"],
+                        o["rows"],
+                        _pct(o["share"]),
+                        _num(o["value_total"]) if "value_total" in o else "",
+                        _pct(o.get("take_up"), 2) if "take_up" in o else "",
+                    ]
+                    for o in figures["offers"]
+                ],
+            )
+        )
+    return parts
 
 
 def _label_section(label: dict[str, Any]) -> list[str]:
@@ -453,6 +503,7 @@ def _chart(draw: Any, title: str, *data: Any) -> str:
 
 
 def _bars(axes: Any, labels: Sequence[str], shares: Sequence[float | None]) -> None:
+    labels = [label if len(label) <= 24 else label[:23] + "…" for label in labels]  # a list output's text is long
     heights = [share or 0.0 for share in shares]
     axes.bar(range(len(labels)), heights, color=[COLOURS[i % len(COLOURS)] for i in range(len(labels))])
     axes.set_xticks(

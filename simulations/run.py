@@ -32,6 +32,7 @@ from simulations.aggregates import Aggregate
 from simulations.compare import SAMPLE_ROWS, Swaps, comparison, outcomes, swapped_rows
 from simulations.data import DEFAULT_BATCH_ROWS, DataSource, SimulationError, open_data
 from simulations.fairness import fair_lending, moved_ratios
+from simulations.kinds import counting, kind_figures
 from simulations.stability import stability
 
 MAX_SEGMENT_VALUES = 1_000
@@ -49,10 +50,16 @@ class VersionResult:
     segments: dict[str, dict[Any, Aggregate]] = field(default_factory=dict)
     info: PolicyInfo | None = field(default=None, repr=False)  # the policy's statements, for the hit counts
     protected: dict[str, dict[Any, Aggregate]] = field(default_factory=dict)
+    policy_object: Policy | None = field(default=None, repr=False)  # which outputs play which part (kinds.py)
 
     @property
     def metrics(self) -> dict[str, Any]:
         figures = self.aggregate.metrics(self.kind, self.bad, self.info)
+        if self.policy_object is not None:
+            event = figures["label"]["bad_value"] if "label" in figures else None
+            specific = kind_figures(self.policy_object, self.aggregate, event)
+            if specific is not None:
+                figures[self.kind] = specific
         if self.protected:
             figures["fair_lending"] = fair_lending(self.kind, self.protected)
         if self.segments:
@@ -124,6 +131,7 @@ class _Side:
     def __post_init__(self) -> None:
         self.outputs = tuple(item.name for item in self.policy.outputs)
         self.inputs = {item.name for item in self.policy.inputs}
+        self.joints, self.offers = counting(self.policy)
         self.total = Aggregate(self.outputs, label=self.label)
         self.by_segment = {column: {} for column in self.segments}
 
@@ -134,9 +142,11 @@ class _Side:
             results = self.policy.evaluate_batch(batch, lists=self.prepared, ignore_extra=True, hits=hits, **options)
         except DecideError as exc:  # the whole batch refused (a column of the wrong type, an as_of column)
             raise SimulationError(f"batch {number}: {self.policy.name}: {exc}") from None
-        counted = Aggregate.of(results, self.outputs, self.inputs, self.label, hits)
+        counted = Aggregate.of(results, self.outputs, self.inputs, self.label, hits, self.joints, self.offers)
         per_segment = {
-            column: _segment_aggregates(column, results, self.outputs, self.inputs, self.label)
+            column: _segment_aggregates(
+                column, results, self.outputs, self.inputs, self.label, self.joints, self.offers
+            )
             for column in self.segments
         }
         return results, counted, per_segment
@@ -146,7 +156,7 @@ class _Side:
         segments = {column: parts for column, parts in self.by_segment.items() if column not in protected}
         groups = {column: parts for column, parts in self.by_segment.items() if column in protected}
         return VersionResult(
-            policy.name, policy.content_hash, policy.kind, self.total, bad, segments, policy.info, groups
+            policy.name, policy.content_hash, policy.kind, self.total, bad, segments, policy.info, groups, policy
         )
 
 
@@ -254,6 +264,7 @@ def run(
         main.segments,
         main.info,
         main.protected,
+        main.policy_object,
         files=fingerprints,
         query=source.query,
         batches=batches,
@@ -352,7 +363,13 @@ def _explained(side: _Side, record: dict[str, Any], as_of: Any) -> dict[str, Any
 
 
 def _segment_aggregates(
-    column: str, results: Any, outputs: tuple[str, ...], inputs: set[str], label: str | None
+    column: str,
+    results: Any,
+    outputs: tuple[str, ...],
+    inputs: set[str],
+    label: str | None,
+    joints: Sequence[tuple[str, str]] = (),
+    offers: str | None = None,
 ) -> dict[Any, Aggregate]:
     values = results.column(column)
     distinct = pc.unique(values).to_pylist()
@@ -363,7 +380,7 @@ def _segment_aggregates(
     parts = {}
     for value in distinct:
         mask = pc.is_null(values) if value is None else pc.fill_null(pc.equal(values, value), False)
-        parts[value] = Aggregate.of(results.filter(mask), outputs, inputs, label)
+        parts[value] = Aggregate.of(results.filter(mask), outputs, inputs, label, None, joints, offers)
     return parts
 
 
