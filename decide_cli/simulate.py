@@ -31,7 +31,10 @@ def _summary(result: Any) -> list[str]:
     ]
     for item in metrics["input_errors"]["by_field"][:5]:
         lines.append(f"  input errors in {item['field']}: {item['rows']:,}")
+    list_outputs = {item.name for item in result.policy_object.outputs if item.type == "list"}
     for name, distribution in metrics["outputs"].items():
+        if name in list_outputs:
+            continue  # a list's distribution is one line per distinct list: the kind figures say it better
         numeric = distribution.get("numeric")
         if numeric is not None and len(distribution["values"]) > 12:
             q = numeric["quantiles"]
