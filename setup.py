@@ -90,8 +90,10 @@ setup(
             "hypothesis>=6.100",
             "pytest-benchmark>=4",
             "ruff==0.17.6",
-            "pandas>=2",
+            "pandas>=2,<3",  # below 3 for pyspark 4 (stack notes), which warns and may misbehave on pandas 3
             "pillow>=10",  # reading the report's Chromium screenshot (it also comes with matplotlib)
+            # The Spark engine's tests run a local[2] session (Java from Debian, installed by .ci/run).
+            "pyspark>=4.0,<5",
             "jsonschema>=4.20",
             # A throwaway PostgreSQL cluster per test session (tests/databases.py).
             "pytest-postgresql>=10,<11",
@@ -101,6 +103,8 @@ setup(
         # The peers the benchmarks compare against (benchmarks/test_bench_peers.py): GoRules zen-engine, and
         # Cython to build the hand-written columnar loop. A missing peer fails its benchmark.
         "bench": ["zen-engine>=0.40", "cython>=3.0"],
+        # Back-tests on Spark (decide simulate --engine spark); pandas below 3 as pyspark 4 asks.
+        "spark": ["pyspark>=4.0,<5", "pandas>=2,<3"],
     },
     entry_points={"console_scripts": ["decide=decide_cli.main:main"]},
 )

@@ -167,6 +167,8 @@ def _share(value: float | None) -> str:
 )
 @click.option("--json", "json_path", metavar="FILE", help="Write every figure as JSON (- for standard output).")
 @click.option("--out", "report_path", metavar="FILE", help="Write the report: one self-contained HTML page.")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="In this process, or on Spark (DECIDE_SPARK_MASTER, default local[2]).")  # fmt: skip
 @click.option("--batch-rows", type=click.IntRange(min=1), default=65_536, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="Kernel threads (default: one per core).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -186,12 +188,13 @@ def simulate(
     baseline: tuple[str, ...],
     json_path: str | None,
     report_path: str | None,
+    engine: str,
     batch_rows: int,
     threads: int | None,
     quiet: bool,
 ) -> None:
     """Back-test POLICY on historical data: outcomes, reasons, errors and, with --label, bad rates and KS/Gini."""
-    from decide_cli.main import EXIT_INPUT, CliExit, _err, _load_policy, _out, _read_lists
+    from decide_cli.main import EXIT_INPUT, CliExit, _err, _load_policy, _read_lists
     from simulations import SimulationError, open_data, run
 
     if as_of is not None and as_of_column is not None:
@@ -212,6 +215,18 @@ def simulate(
             _err(f"error: cannot read the query file {query_file}: {getattr(exc, 'strerror', None) or exc}")
             raise CliExit(EXIT_INPUT) from None
     progress = None
+    if engine == "spark":
+        try:
+            result = run(policy, list(data), against=other, compare_on=compare_on, query=query,
+                         as_of=as_of_column or as_of, lists=lists, label=label, bad=bad, segments=segments,
+                         protected=protected, baseline=list(baseline) or None, engine="spark",
+                         batch_rows=batch_rows)  # fmt: skip
+            metrics = result.to_json()
+        except SimulationError as exc:
+            _err(f"error: {exc}")
+            raise CliExit(EXIT_INPUT) from None
+        _report(result, metrics, json_path, report_path)
+        return
     try:
         source = open_data(list(data), query, batch_rows)
         try:
@@ -243,6 +258,13 @@ def simulate(
     except SimulationError as exc:
         _err(f"error: {exc}")
         raise CliExit(EXIT_INPUT) from None
+    _report(result, metrics, json_path, report_path)
+
+
+def _report(result: Any, metrics: dict[str, Any], json_path: str | None, report_path: str | None) -> None:
+    """The summary (or the JSON on standard output), the JSON file and the report; exit 130 for a partial run."""
+    from decide_cli.main import CliExit, _err, _out
+
     if json_path == "-":
         _out(orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
     else:

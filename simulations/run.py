@@ -176,6 +176,7 @@ def run(
     segments: Sequence[str] = (),
     protected: Sequence[str] = (),
     baseline: Sequence[str | Path] | None = None,
+    engine: str = "local",
     on_batch: Callable[[int], None] | None = None,
     stop_on_interrupt: bool = False,
 ) -> SimulationResult:
@@ -186,12 +187,22 @@ def run(
     policy inputs, e.g. a race or age-band column), the favourable-outcome rate of each group and its adverse
     impact ratio; with `baseline` (data paths, mapped by the same query), the population stability index of
     every input and output between the baseline and this data. Label, segment and protected columns are copied
-    beside the results; the policies never read them. `on_batch(rows)` is called after each batch with the rows
+    beside the results; the policies never read them. `engine="spark"` evaluates on Spark (spark_engine.py): the
+    same figures, exactly, for data that outgrows one machine. `on_batch(rows)` is called after each batch with the rows
     it held (a progress bar). With `stop_on_interrupt`, Ctrl-C ends the run after the batch in progress and the
     result is marked `partial`."""
     policy = policy if isinstance(policy, Policy) else _compiled(policy)
     other = None if against is None else (against if isinstance(against, Policy) else _compiled(against))
-    source = data if isinstance(data, DataSource) else open_data(data, query, batch_rows)
+    if engine not in ("local", "spark"):
+        raise SimulationError(f"unknown engine {engine!r} (local or spark)")
+    if engine == "spark" and baseline is not None:
+        raise SimulationError("--baseline is not available with --engine spark yet: run it on the local engine")
+    if engine == "spark":
+        from simulations import spark_engine
+
+        source = spark_engine.open_data(data, query, batch_rows)
+    else:
+        source = data if isinstance(data, DataSource) else open_data(data, query, batch_rows)
     counted_by = list(dict.fromkeys([*segments, *protected]))
     carried = list(dict.fromkeys([*([label] if label else []), *counted_by]))
     fingerprints = [_fingerprint(path) for path in source.files]  # before reading: what this run read
@@ -221,26 +232,17 @@ def run(
         options = {"as_of": as_of, "threads": threads, "passthrough": carried}
         # Everything counted so far, in one tuple: each batch replaces it in one assignment, so an interrupt
         # leaves a batch counted everywhere or nowhere.
-        state = ([side.total for side in sides], [side.by_segment for side in sides], swaps, 0)
+        state = initial_state(sides, swaps)
         try:
-            for batch in source.batches():
-                totals, segmented, swaps, batches = state
-                evaluated = [side.evaluate(batch, batches + 1, **options) for side in sides]
-                if swaps is not None:
-                    (new, _, _), (old, _, _) = evaluated
-                    batch_swaps = Swaps.of(output, old, new, sides[1].inputs, sides[0].inputs, label)
-                    room = SAMPLE_ROWS - len(swaps.sample)
-                    if room > 0:
-                        batch_swaps.sample = _sample(sides, batch, old, new, output, as_of, room)
-                    swaps = swaps.merge(batch_swaps)
-                state = (
-                    [total.merge(counted) for total, (_, counted, _) in zip(totals, evaluated, strict=True)],
-                    [_merged(parts, per) for parts, (_, _, per) in zip(segmented, evaluated, strict=True)],
-                    swaps,
-                    batches + 1,
-                )
-                if on_batch is not None:
-                    on_batch(batch.num_rows)
+            if engine == "spark":
+                from simulations import spark_engine
+
+                state = spark_engine.fold_partitions(source, sides, state, options, output, label, as_of)
+            else:
+                for batch in source.batches():
+                    state = fold(sides, state, batch, options, output, label, as_of)
+                    if on_batch is not None:
+                        on_batch(batch.num_rows)
         except KeyboardInterrupt:
             if not stop_on_interrupt:
                 raise
@@ -284,6 +286,46 @@ def run(
     )
     result.metrics  # noqa: B018 — a label that is not one (three values, no bad value) is refused now, not later
     return result
+
+
+State = tuple  # (each side's Aggregate, each side's segments, the Swaps or None, batches counted)
+
+
+def initial_state(sides: Sequence[_Side], swaps: Swaps | None) -> State:
+    return ([side.total for side in sides], [side.by_segment for side in sides], swaps, 0)
+
+
+def fold(
+    sides: Sequence[_Side], state: State, batch: pa.RecordBatch, options: Mapping[str, Any], output: str | None,
+    label: str | None, as_of: Any,
+) -> State:  # fmt: skip
+    """The state with one more batch counted by every side (and compared, with two). A new tuple: an interrupt
+    while this runs leaves the batch counted everywhere or nowhere."""
+    totals, segmented, swaps, batches = state
+    evaluated = [side.evaluate(batch, batches + 1, **options) for side in sides]
+    if swaps is not None:
+        (new, _, _), (old, _, _) = evaluated
+        batch_swaps = Swaps.of(output, old, new, sides[1].inputs, sides[0].inputs, label)
+        room = SAMPLE_ROWS - len(swaps.sample)
+        if room > 0:
+            batch_swaps.sample = _sample(sides, batch, old, new, output, as_of, room)
+        swaps = swaps.merge(batch_swaps)
+    return (
+        [total.merge(counted) for total, (_, counted, _) in zip(totals, evaluated, strict=True)],
+        [_merged(parts, per) for parts, (_, _, per) in zip(segmented, evaluated, strict=True)],
+        swaps,
+        batches + 1,
+    )
+
+
+def merge_states(first: State, then: State) -> State:
+    """Two states of consecutive parts of the data (Spark partitions, in order) as one."""
+    return (
+        [a.merge(b) for a, b in zip(first[0], then[0], strict=True)],
+        [_merged(a, b) for a, b in zip(first[1], then[1], strict=True)],
+        first[2].merge(then[2]) if first[2] is not None else None,
+        first[3] + then[3],
+    )
 
 
 def _stability(
