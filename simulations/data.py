@@ -45,7 +45,7 @@ class DataSource:
     def count(self) -> int:
         """How many rows the mapped data has (a scan of the data for CSV and JSON; for a progress bar)."""
         try:
-            return int(self._connection.execute(f"SELECT count(*) FROM ({self.query})").fetchone()[0])
+            return int(self._connection.execute(f"SELECT count(*) FROM ({self.query})").fetchall()[0][0])
         except duckdb.Error as exc:
             raise SimulationError(f"the mapping query failed: {_first_lines(exc)}") from None
 

@@ -143,3 +143,19 @@ def test_ctrl_c_stops_after_a_batch_and_reports_the_rows_read_as_partial(tmp_pat
     assert written["partial"] is True
     assert 0 < rows < len(big) and rows % 200 == 0  # whole batches only
     assert written["data"]["batches"] == rows // 200
+
+
+def test_on_a_terminal_the_progress_bar_runs_and_the_figures_are_the_same(
+    files: dict[str, Path], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bar counts the rows first (a second query on the same connection) and then reads them: both work."""
+    source = simulations.open_data([files["data"]], batch_rows=50)
+    assert source.count() == 300 and sum(batch.num_rows for batch in source.batches()) == 300
+    source.close()
+    listed = ("--list", f"blacklist={files['list']}", "--as-of", "2026-12-01", "--batch-rows", "50")
+    assert simulate("--data", str(files["data"]), *listed, "--quiet") == 0
+    quiet = capsys.readouterr().out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert simulate("--data", str(files["data"]), *listed) == 0
+    printed = capsys.readouterr()
+    assert printed.out == quiet
