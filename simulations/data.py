@@ -40,7 +40,7 @@ class DataSource:
     @property
     def schema(self) -> pa.Schema:
         """The mapped columns' Arrow types, without reading the data."""
-        return self._relation().limit(0).to_arrow_table().schema
+        return self.head(0).schema
 
     def count(self) -> int:
         """How many rows the mapped data has (a scan of the data for CSV and JSON; for a progress bar)."""
@@ -51,7 +51,10 @@ class DataSource:
 
     def head(self, rows: int) -> pa.Table:
         """The first `rows` mapped rows (for the checks before a run)."""
-        return self._relation().limit(rows).to_arrow_table()
+        try:
+            return self._relation().limit(rows).to_arrow_table()
+        except duckdb.Error as exc:
+            raise SimulationError(f"reading the data failed: {_first_lines(exc)}") from None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The mapped rows, `batch_rows` at a time, read as they are consumed."""
