@@ -98,6 +98,12 @@ class SimulationResult(VersionResult):
             body["fair_lending"] = moved_ratios(theirs["fair_lending"], mine["fair_lending"])
         return body
 
+    def to_html(self, engine: str = "") -> str:
+        """The report: one self-contained HTML page (simulations/report.py)."""
+        from simulations.report import render_html  # matplotlib is loaded only for a report
+
+        return render_html(self, engine)
+
     def to_json(self) -> dict[str, Any]:
         body = {
             "policy": {"name": self.policy, "content_hash": self.content_hash, "kind": self.kind},
@@ -248,6 +254,12 @@ def run(
                 raise
             partial = True
         totals, segmented, swaps, batches = state
+        if totals[0].rows == 0 and not partial:
+            raise SimulationError(
+                "the data has no rows"
+                + (" after the mapping query" if source.query != "SELECT * FROM data" else "")
+                + ": there is nothing to back-test"
+            )
         for side, total, parts in zip(sides, totals, segmented, strict=True):
             side.total, side.by_segment = total, parts
         shifted = None

@@ -79,6 +79,7 @@ def test_no_personal_value_appears_in_plain_text(report) -> None:
 def test_the_same_run_gives_the_same_page(report) -> None:
     text, result, _ = report
     assert render_html(result, "test engine") == text
+    assert result.to_html("test engine") == text
 
 
 def test_chromium_renders_the_report_with_its_charts(report, tmp_path: Path) -> None:

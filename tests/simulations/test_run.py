@@ -314,6 +314,16 @@ def test_a_mapping_that_does_not_fit_the_inputs_is_one_message_naming_each_probl
     assert income.startswith("  - column MonthlyIncome: the input is number, the data has string (for example '")
 
 
+def test_an_empty_dataset_is_refused_not_reported(
+    data: tuple[Path, pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    path, frame, _ = data
+    frame.iloc[0:0].to_parquet(tmp_path / "empty.parquet", index=False)
+    assert _refusal([tmp_path / "empty.parquet"]) == "the data has no rows: there is nothing to back-test"
+    message = _refusal([path], query="SELECT * FROM data WHERE age > 1000")
+    assert message == "the data has no rows after the mapping query: there is nothing to back-test"
+
+
 def test_a_list_the_policy_reads_must_be_supplied(data: tuple[Path, pd.DataFrame, pd.DataFrame]) -> None:
     path, _, _ = data
     expected = r"the policy reads the list\(s\) blacklist: supply each with --list NAME=FILE"
