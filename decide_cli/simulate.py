@@ -116,7 +116,12 @@ def _kind_lines(metrics: dict[str, Any], kind: str) -> list[str]:
         for entry in figures["offers"]:
             take_up = f", take-up {_share(entry['take_up'])}" if "take_up" in entry else ""
             value = f", value {entry['value_total']:,.0f}" if "value_total" in entry else ""
-            lines.append(f"  {entry['offer']}: {entry['rows']:,} offered ({entry['share']:.1%}){value}{take_up}")
+            roi = ""
+            if "cost" in entry:
+                shown = "n/a" if entry["roi"] is None else f"{entry['roi']:.2f}"
+                roi = f", revenue {entry['revenue']:,.0f}, cost {entry['cost']:,.0f}, ROI {shown}"
+                roi += " — drop (ROI under 1)" if entry["drop"] else ""
+            lines.append(f"  {entry['offer']}: {entry['rows']:,} offered ({entry['share']:.1%}){value}{take_up}{roi}")
     return lines
 
 
@@ -159,6 +164,8 @@ def _share(value: float | None) -> str:
 @click.option("--protected", multiple=True, metavar="COL",
               help="A column the policy does not read (race, sex, age band): approval rate and adverse impact "
                    "ratio per group (repeatable).")  # fmt: skip
+@click.option("--offer-revenue", metavar="COL", help="(offer) A column of the revenue a taken offer brings.")
+@click.option("--offer-cost", metavar="COL", help="(offer) A column of what making an offer costs: ROI per offer.")
 @click.option(
     "--baseline",
     multiple=True,
@@ -186,6 +193,8 @@ def simulate(
     segments: tuple[str, ...],
     protected: tuple[str, ...],
     baseline: tuple[str, ...],
+    offer_revenue: str | None,
+    offer_cost: str | None,
     json_path: str | None,
     report_path: str | None,
     engine: str,
@@ -220,7 +229,7 @@ def simulate(
             result = run(policy, list(data), against=other, compare_on=compare_on, query=query,
                          as_of=as_of_column or as_of, lists=lists, label=label, bad=bad, segments=segments,
                          protected=protected, baseline=list(baseline) or None, engine="spark",
-                         batch_rows=batch_rows)  # fmt: skip
+                         offer_revenue=offer_revenue, offer_cost=offer_cost, batch_rows=batch_rows)  # fmt: skip
             metrics = result.to_json()
         except SimulationError as exc:
             _err(f"error: {exc}")
@@ -246,6 +255,8 @@ def simulate(
                 segments=segments,
                 protected=protected,
                 baseline=list(baseline) or None,
+                offer_revenue=offer_revenue,
+                offer_cost=offer_cost,
                 threads=threads,
                 on_batch=progress.advance if progress else None,
                 stop_on_interrupt=True,

@@ -51,8 +51,10 @@ class Aggregate:
     by_label: dict[str, Counter] = field(default_factory=dict)
     # Pairs of outputs counted together (kind figures: a limit change by action): (a, b) -> (value a, value b) -> rows
     joint: dict[tuple[str, str], Counter] = field(default_factory=dict)
-    # Per offer in a list output (kind offer): offer -> [rows offered, rows offered with the label's event value]
+    # Per offer in a list output (kind offer): offer -> (label, value) -> rows offered
     offers: dict[Any, Counter] = field(default_factory=dict)
+    # With money columns (kind offer): offer -> label -> [Σ revenue, Σ cost], exact
+    offer_money: dict[Any, dict[Any, list[Fraction]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in self.outputs:
@@ -68,6 +70,7 @@ class Aggregate:
         hits: Counter | None = None,
         joints: Sequence[tuple[str, str]] = (),
         offers: str | None = None,
+        money: tuple[str | None, str | None] = (None, None),
     ) -> Aggregate:
         """The aggregate of one batch of results of a policy with these outputs and inputs; with `label`, the
         name of a column of `results` holding each row's observed outcome; `hits`, the batch's hit counts
@@ -107,6 +110,17 @@ class Aggregate:
                              "value": _offer_values(elements)})  # fmt: skip
             for offer, seen, value, n in _counted3(made, ("offer", "label", "value")):
                 aggregate.offers.setdefault(offer, Counter())[(seen, value)] += n
+            if money != (None, None):
+                parents = pc.list_parent_indices(lists)
+                columns = [decided.column(name).combine_chunks().take(parents).to_pylist() if name else None
+                           for name in money]  # fmt: skip
+                names, seen_rows = made.column("offer").to_pylist(), made.column("label").to_pylist()
+                for position, (offer, seen) in enumerate(zip(names, seen_rows, strict=True)):
+                    sums = aggregate.offer_money.setdefault(offer, {}).setdefault(seen, [Fraction(0), Fraction(0)])
+                    for slot, column in enumerate(columns):
+                        amount = None if column is None else column[position]
+                        if amount is not None and amount == amount:  # a missing amount adds nothing
+                            sums[slot] += Fraction(amount)
         reasons = decided.column("reasons").combine_chunks()
         aggregate.first_reason.update(_value_counts(_first(reasons)))
         aggregate.any_reason.update(_value_counts(_unique_per_row(reasons)))
@@ -131,6 +145,7 @@ class Aggregate:
                         for key in {*self.joint, *other.joint}}  # fmt: skip
         merged.offers = {key: self.offers.get(key, Counter()) + other.offers.get(key, Counter())
                          for key in {*self.offers, *other.offers}}  # fmt: skip
+        merged.offer_money = _merged_money(self.offer_money, other.offer_money)
         merged.by_label = {
             name: self.by_label.get(name, Counter()) + other.by_label.get(name, Counter())
             for name in self.outputs
@@ -229,6 +244,17 @@ class Aggregate:
                 "any": _shares(self.any_reason, self.decided),
             },
         }
+
+
+def _merged_money(first: dict, then: dict) -> dict:
+    merged: dict = {}
+    for part in (first, then):
+        for offer, by_label in part.items():
+            for seen, (revenue, cost) in by_label.items():
+                sums = merged.setdefault(offer, {}).setdefault(seen, [Fraction(0), Fraction(0)])
+                sums[0] += revenue
+                sums[1] += cost
+    return merged
 
 
 def merge_all(aggregates: Iterable[Aggregate]) -> Aggregate:

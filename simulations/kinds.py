@@ -11,7 +11,10 @@ pairs and offers `counting(policy)` asks for. Output: the kind's figures as JSON
 - offer: offers made per customer (the mean length of the list output), the share of customers with at least
   one, and per offer the rows it was made to, their share, the total and mean of its value (an offer record's
   first numeric field, such as an expected value `ev`), and with a label its take-up (the label's event value —
-  1, true, yes — among the labelled rows offered it).
+  1, true, yes — among the labelled rows offered it); with money columns (`--offer-revenue COL`, the revenue a
+  customer brings when they take the offer, and `--offer-cost COL`, what making it costs), its revenue (summed
+  over the takers, or over every row offered it without a label), cost (over every row offered it), ROI =
+  revenue / cost, and `drop`: ROI below 1.0, the rule marketing teams cut campaigns by.
 
 With a label, the bad rate (roll rate, cure rate, take-up) by action is `label.by_output`'s.
 """
@@ -148,6 +151,13 @@ def _offer(aggregate: Aggregate, roles: dict[str, Any], decided: int, event: str
             labelled = sum(n for (seen, _), n in counts.items() if seen is not None)
             taken = sum(n for (seen, _), n in counts.items() if seen == event)
             entry.update(labelled=labelled, taken=taken, take_up=taken / labelled if labelled else None)
+        money = aggregate.offer_money.get(offer)
+        if money is not None:
+            # Revenue is earned where the offer was taken (every offer, without a label); cost where it was made.
+            revenue = sum((sums[0] for seen, sums in money.items() if event is None or seen == event), Fraction(0))
+            cost = sum((sums[1] for sums in money.values()), Fraction(0))
+            entry.update(revenue=float(revenue), cost=float(cost), roi=float(revenue / cost) if cost else None)
+            entry["drop"] = bool(cost) and revenue < cost  # the campaign rule: an offer that does not pay its way
         offers.append(entry)
     return {
         "offers_per_customer": made / decided if decided else None,

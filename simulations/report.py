@@ -197,21 +197,17 @@ def _kind_section(figures: dict[str, Any] | None, kind: str) -> list[str]:
             f"<p>{figures['offers_per_customer']:.2f} offers per customer; {_pct(figures['offered_share'])} "
             "offered at least one.</p>"
         )
-        parts.append(
-            _table(
-                ["offer", "rows", "share", "value", "take-up"],
-                [
-                    [
-                        o["offer"],
-                        o["rows"],
-                        _pct(o["share"]),
-                        _num(o["value_total"]) if "value_total" in o else "",
-                        _pct(o.get("take_up"), 2) if "take_up" in o else "",
-                    ]
-                    for o in figures["offers"]
-                ],
-            )
-        )
+        money = any("cost" in o for o in figures["offers"])
+        header = ["offer", "rows", "share", "value", "take-up", *(["revenue", "cost", "ROI", "drop"] if money else [])]
+        rows = []
+        for o in figures["offers"]:
+            row = [o["offer"], o["rows"], _pct(o["share"]), _num(o["value_total"]) if "value_total" in o else "",
+                   _pct(o.get("take_up"), 2) if "take_up" in o else ""]  # fmt: skip
+            if money:
+                roi = "" if o.get("roi") is None else f"{o['roi']:.2f}"
+                row += [_num(o.get("revenue", 0)), _num(o.get("cost", 0)), roi, "drop" if o.get("drop") else ""]
+            rows.append(row)
+        parts.append(_table(header, rows))
     return parts
 
 

@@ -138,6 +138,7 @@ class _Side:
         self.outputs = tuple(item.name for item in self.policy.outputs)
         self.inputs = {item.name for item in self.policy.inputs}
         self.joints, self.offers = counting(self.policy)
+        self.money: tuple[str | None, str | None] = (None, None)  # the offer revenue and cost columns, if any
         self.total = Aggregate(self.outputs, label=self.label)
         self.by_segment = {column: {} for column in self.segments}
 
@@ -148,13 +149,10 @@ class _Side:
             results = self.policy.evaluate_batch(batch, lists=self.prepared, ignore_extra=True, hits=hits, **options)
         except DecideError as exc:  # the whole batch refused (a column of the wrong type, an as_of column)
             raise SimulationError(f"batch {number}: {self.policy.name}: {exc}") from None
-        counted = Aggregate.of(results, self.outputs, self.inputs, self.label, hits, self.joints, self.offers)
-        per_segment = {
-            column: _segment_aggregates(
-                column, results, self.outputs, self.inputs, self.label, self.joints, self.offers
-            )
-            for column in self.segments
-        }
+        counting_options = (self.outputs, self.inputs, self.label, self.joints, self.offers, self.money)
+        counted = Aggregate.of(results, self.outputs, self.inputs, self.label, hits, self.joints, self.offers,
+                               self.money)  # fmt: skip
+        per_segment = {column: _segment_aggregates(column, results, *counting_options) for column in self.segments}
         return results, counted, per_segment
 
     def result(self, bad: str | None, protected: Sequence[str]) -> VersionResult:
@@ -182,6 +180,8 @@ def run(
     segments: Sequence[str] = (),
     protected: Sequence[str] = (),
     baseline: Sequence[str | Path] | None = None,
+    offer_revenue: str | None = None,
+    offer_cost: str | None = None,
     engine: str = "local",
     on_batch: Callable[[int], None] | None = None,
     stop_on_interrupt: bool = False,
@@ -210,7 +210,8 @@ def run(
     else:
         source = data if isinstance(data, DataSource) else open_data(data, query, batch_rows)
     counted_by = list(dict.fromkeys([*segments, *protected]))
-    carried = list(dict.fromkeys([*([label] if label else []), *counted_by]))
+    money = [name for name in (offer_revenue, offer_cost) if name]
+    carried = list(dict.fromkeys([*([label] if label else []), *counted_by, *money]))
     fingerprints = [_fingerprint(path) for path in source.files]  # before reading: what this run read
     batches = 0
     partial = False
@@ -221,7 +222,7 @@ def run(
         missing = [column for column in carried if column not in source.schema.names]
         if missing:
             raise SimulationError(
-                f"the data has no column {missing[0]} (for --label / --segment / --protected; columns: "
+                f"the data has no column {missing[0]} (a --label, --segment, --protected or --offer-… column; it has: "
                 + ", ".join(source.schema.names)
                 + ")"
             )
@@ -233,6 +234,8 @@ def run(
                     "(fair-lending figures compare groups the policy cannot see)"
                 )
         sides = [_Side(version, _prepared_lists(version, lists), label, counted_by) for version in versions]
+        for side in sides:
+            side.money = (offer_revenue, offer_cost)
         output = _compared_output(policy, other, compare_on) if other is not None else None
         swaps = Swaps(output, label) if output is not None else None
         options = {"as_of": as_of, "threads": threads, "passthrough": carried}
@@ -424,6 +427,7 @@ def _segment_aggregates(
     label: str | None,
     joints: Sequence[tuple[str, str]] = (),
     offers: str | None = None,
+    money: tuple[str | None, str | None] = (None, None),
 ) -> dict[Any, Aggregate]:
     values = results.column(column)
     distinct = pc.unique(values).to_pylist()
@@ -434,7 +438,7 @@ def _segment_aggregates(
     parts = {}
     for value in distinct:
         mask = pc.is_null(values) if value is None else pc.fill_null(pc.equal(values, value), False)
-        parts[value] = Aggregate.of(results.filter(mask), outputs, inputs, label, None, joints, offers)
+        parts[value] = Aggregate.of(results.filter(mask), outputs, inputs, label, None, joints, offers, money)
     return parts
 
 

@@ -104,3 +104,39 @@ def test_offer_figures(tmp_path: Path) -> None:
         assert entry["rows"] == len(group)
         assert entry["value_total"] == pytest.approx(group["ev"].sum(), rel=1e-12)
         assert entry["take_up"] == pytest.approx((group["observed"] == 1).mean(), rel=1e-12)
+
+
+def test_offer_roi_from_revenue_and_cost_columns(tmp_path: Path) -> None:
+    policy = compile_file(POLICIES / "cross_sell.policy")
+    path, rows, labels = cases_data("cross_sell", tmp_path)
+    rng = np.random.default_rng(5)
+    revenue = [float(x) for x in rng.integers(0, 400, len(rows))]
+    cost = [float(x) for x in rng.integers(1, 60, len(rows))]
+    lines = [orjson.dumps({**row, "observed": label, "revenue": r, "cost": c}) + b"\n"
+             for row, label, r, c in zip(rows, labels, revenue, cost, strict=True)]  # fmt: skip
+    path.write_bytes(b"".join(lines))
+    result = simulations.run(policy, [path], as_of=AS_OF, label="observed", offer_revenue="revenue",
+                             offer_cost="cost", batch_rows=11, lists={n: [] for n in policy.store_lists})  # fmt: skip
+    table = answers(policy, rows, labels).assign(
+        revenue=[r for r, row in zip(revenue, rows, strict=True) if _decided(policy, row)],
+        cost=[c for c, row in zip(cost, rows, strict=True) if _decided(policy, row)],
+    )
+    made = pd.DataFrame([(o["product"], label, r, c) for offers, label, r, c in
+                         zip(table["offers"], table["observed"], table["revenue"], table["cost"], strict=True)
+                         for o in offers], columns=["product", "observed", "revenue", "cost"])  # fmt: skip
+    by_offer = {entry["offer"]: entry for entry in result.metrics["offer"]["offers"]}
+    for product, group in made.groupby("product"):
+        entry = by_offer[product]
+        revenue_taken = group.loc[group["observed"] == 1, "revenue"].sum()
+        assert entry["revenue"] == pytest.approx(revenue_taken, rel=1e-12, abs=1e-9)
+        assert entry["cost"] == pytest.approx(group["cost"].sum(), rel=1e-12)
+        assert entry["roi"] == pytest.approx(revenue_taken / group["cost"].sum(), rel=1e-12)
+        assert entry["drop"] == (revenue_taken < group["cost"].sum())
+
+
+def _decided(policy, row: dict) -> bool:
+    try:
+        policy.evaluate(row, as_of=AS_OF, lists={n: [] for n in policy.store_lists}, engine="reference")
+    except InputError:
+        return False
+    return True
