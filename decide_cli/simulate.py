@@ -174,6 +174,9 @@ def _share(value: float | None) -> str:
 )
 @click.option("--json", "json_path", metavar="FILE", help="Write every figure as JSON (- for standard output).")
 @click.option("--out", "report_path", metavar="FILE", help="Write the report: one self-contained HTML page.")
+@click.option("--decisions", "decisions_path", metavar="FILE.parquet", help="Write every row's decision.")
+@click.option("--id", "ids", multiple=True, metavar="COL",
+              help="Columns put before each row's decision in --decisions (default: the policy's key).")  # fmt: skip
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="In this process, or on Spark (DECIDE_SPARK_MASTER, default local[2]).")  # fmt: skip
 @click.option("--batch-rows", type=click.IntRange(min=1), default=65_536, show_default=True)
@@ -197,6 +200,8 @@ def simulate(
     offer_cost: str | None,
     json_path: str | None,
     report_path: str | None,
+    decisions_path: str | None,
+    ids: tuple[str, ...],
     engine: str,
     batch_rows: int,
     threads: int | None,
@@ -229,7 +234,8 @@ def simulate(
             result = run(policy, list(data), against=other, compare_on=compare_on, query=query,
                          as_of=as_of_column or as_of, lists=lists, label=label, bad=bad, segments=segments,
                          protected=protected, baseline=list(baseline) or None, engine="spark",
-                         offer_revenue=offer_revenue, offer_cost=offer_cost, batch_rows=batch_rows)  # fmt: skip
+                         offer_revenue=offer_revenue, offer_cost=offer_cost, batch_rows=batch_rows,
+                         decisions=decisions_path)  # fmt: skip
             metrics = result.to_json()
         except SimulationError as exc:
             _err(f"error: {exc}")
@@ -257,6 +263,8 @@ def simulate(
                 baseline=list(baseline) or None,
                 offer_revenue=offer_revenue,
                 offer_cost=offer_cost,
+                decisions=decisions_path,
+                ids=list(ids) or None,
                 threads=threads,
                 on_batch=progress.advance if progress else None,
                 stop_on_interrupt=True,

@@ -182,6 +182,8 @@ def run(
     baseline: Sequence[str | Path] | None = None,
     offer_revenue: str | None = None,
     offer_cost: str | None = None,
+    decisions: str | Path | None = None,
+    ids: Sequence[str] | None = None,
     engine: str = "local",
     on_batch: Callable[[int], None] | None = None,
     stop_on_interrupt: bool = False,
@@ -194,15 +196,19 @@ def run(
     impact ratio; with `baseline` (data paths, mapped by the same query), the population stability index of
     every input and output between the baseline and this data. Label, segment and protected columns are copied
     beside the results; the policies never read them. `engine="spark"` evaluates on Spark (spark_engine.py): the
-    same figures, exactly, for data that outgrows one machine. `on_batch(rows)` is called after each batch with the rows
-    it held (a progress bar). With `stop_on_interrupt`, Ctrl-C ends the run after the batch in progress and the
-    result is marked `partial`."""
+    same figures, exactly, for data that outgrows one machine. `decisions` writes every row's decision (its
+    outputs, reasons and error, after its `ids` columns: by default the policy's `key` input) to a Parquet file,
+    which appears only once complete (`NAME.partial.parquet` after an interrupt). `on_batch(rows)` is called
+    after each batch with the rows it held (a progress bar). With `stop_on_interrupt`, Ctrl-C ends the run after
+    the batch in progress and the result is marked `partial`."""
     policy = policy if isinstance(policy, Policy) else _compiled(policy)
     other = None if against is None else (against if isinstance(against, Policy) else _compiled(against))
     if engine not in ("local", "spark"):
         raise SimulationError(f"unknown engine {engine!r} (local or spark)")
-    if engine == "spark" and baseline is not None:
-        raise SimulationError("--baseline is not available with --engine spark yet: run it on the local engine")
+    if engine == "spark" and (baseline is not None or decisions is not None):
+        raise SimulationError(
+            "--baseline and --decisions are not available with --engine spark yet: run them on the local engine"
+        )
     if engine == "spark":
         from simulations import spark_engine
 
@@ -211,7 +217,8 @@ def run(
         source = data if isinstance(data, DataSource) else open_data(data, query, batch_rows)
     counted_by = list(dict.fromkeys([*segments, *protected]))
     money = [name for name in (offer_revenue, offer_cost) if name]
-    carried = list(dict.fromkeys([*([label] if label else []), *counted_by, *money]))
+    id_columns = list(ids) if ids is not None else ([policy.key_field] if policy.key_field else [])
+    carried = list(dict.fromkeys([*id_columns, *([label] if label else []), *counted_by, *money]))
     fingerprints = [_fingerprint(path) for path in source.files]  # before reading: what this run read
     batches = 0
     partial = False
@@ -248,10 +255,16 @@ def run(
 
                 state = spark_engine.fold_partitions(source, sides, state, options, output, label, as_of)
             else:
-                for batch in source.batches():
-                    state = fold(sides, state, batch, options, output, label, as_of)
-                    if on_batch is not None:
-                        on_batch(batch.num_rows)
+                decision_file = _DecisionFile(decisions, id_columns)
+                with decision_file as sink:
+                    try:
+                        for batch in source.batches():
+                            state = fold(sides, state, batch, options, output, label, as_of, sink)
+                            if on_batch is not None:
+                                on_batch(batch.num_rows)
+                    except KeyboardInterrupt:
+                        decision_file.partial = True
+                        raise
         except KeyboardInterrupt:
             if not stop_on_interrupt:
                 raise
@@ -303,6 +316,56 @@ def run(
     return result
 
 
+class _DecisionFile:
+    """Every row's decision, batch by batch, into a Parquet file that appears under its name only once complete
+    (written beside it under a temporary name, then renamed; after an interrupt it is kept as NAME.partial.parquet,
+    and after an error removed)."""
+
+    def __init__(self, path: str | Path | None, ids: Sequence[str]) -> None:
+        self.path = Path(path) if path is not None else None
+        self.ids = list(ids)
+        self.writer: Any = None
+        self.partial = False
+
+    def __enter__(self) -> Callable[[pa.Table], None] | None:
+        return self if self.path is not None else None
+
+    def __call__(self, results: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        assert self.path is not None
+        shown = results.select([*self.ids, *[name for name in results.column_names if name not in self.ids
+                                              and name in self._kept(results)]])  # fmt: skip
+        if self.writer is None:
+            try:
+                self.writer = pq.ParquetWriter(self._temporary, shown.schema)
+            except OSError as exc:
+                raise SimulationError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self.writer.write_table(shown)
+
+    def _kept(self, results: pa.Table) -> list[str]:
+        return [name for name in results.column_names if name not in ("trace",)]
+
+    @property
+    def _temporary(self) -> Path:
+        assert self.path is not None
+        return self.path.with_name(f".{self.path.name}.writing")
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if self.path is None:
+            return
+        if self.writer is not None:
+            self.writer.close()
+        if kind is None:
+            if self.writer is None:  # no batch: an empty dataset is refused later; nothing to write
+                return
+            self._temporary.replace(self.path)
+        elif self.partial and self.writer is not None:
+            self._temporary.replace(self.path.with_name(self.path.stem + ".partial.parquet"))
+        else:
+            self._temporary.unlink(missing_ok=True)
+
+
 State = tuple  # (each side's Aggregate, each side's segments, the Swaps or None, batches counted)
 
 
@@ -312,12 +375,14 @@ def initial_state(sides: Sequence[_Side], swaps: Swaps | None) -> State:
 
 def fold(
     sides: Sequence[_Side], state: State, batch: pa.RecordBatch, options: Mapping[str, Any], output: str | None,
-    label: str | None, as_of: Any,
+    label: str | None, as_of: Any, sink: Callable[[pa.Table], None] | None = None,
 ) -> State:  # fmt: skip
     """The state with one more batch counted by every side (and compared, with two). A new tuple: an interrupt
-    while this runs leaves the batch counted everywhere or nowhere."""
+    while this runs leaves the batch counted everywhere or nowhere. `sink` receives the policy's results."""
     totals, segmented, swaps, batches = state
     evaluated = [side.evaluate(batch, batches + 1, **options) for side in sides]
+    if sink is not None:
+        sink(evaluated[0][0])
     if swaps is not None:
         (new, _, _), (old, _, _) = evaluated
         batch_swaps = Swaps.of(output, old, new, sides[1].inputs, sides[0].inputs, label)

@@ -129,7 +129,7 @@ def test_ctrl_c_stops_after_a_batch_and_reports_the_rows_read_as_partial(tmp_pat
     process = subprocess.Popen(
         [sys.executable, "-m", "decide_cli", "simulate", POLICY_FILE, "--data", str(tmp_path / "big.parquet"),
          "--list", f"blacklist={tmp_path / 'blacklist.txt'}", "--batch-rows", "200", "--threads", "1",
-         "--json", str(out), "--quiet"],
+         "--json", str(out), "--decisions", str(tmp_path / "decisions.parquet"), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )  # fmt: skip
     time.sleep(2.5)  # past start-up, well before 1,000 batches are done
@@ -143,6 +143,10 @@ def test_ctrl_c_stops_after_a_batch_and_reports_the_rows_read_as_partial(tmp_pat
     assert written["partial"] is True
     assert 0 < rows < len(big) and rows % 200 == 0  # whole batches only
     assert written["data"]["batches"] == rows // 200
+    import pyarrow.parquet as pq
+
+    assert not (tmp_path / "decisions.parquet").exists()  # never a partial file under the complete one's name
+    assert pq.read_table(tmp_path / "decisions.partial.parquet").num_rows == rows
 
 
 def test_on_a_terminal_the_progress_bar_runs_and_the_figures_are_the_same(
