@@ -219,10 +219,10 @@ def run(
     money = [name for name in (offer_revenue, offer_cost) if name]
     id_columns = list(ids) if ids is not None else ([policy.key_field] if policy.key_field else [])
     carried = list(dict.fromkeys([*id_columns, *([label] if label else []), *counted_by, *money]))
-    fingerprints = [_fingerprint(path) for path in source.files]  # before reading: what this run read
     batches = 0
     partial = False
     try:
+        fingerprints = [_fingerprint(path) for path in source.files]  # before reading: what this run read
         versions = [version for version in (policy, other) if version is not None]
         for version in versions:
             preflight.check(version, source)
