@@ -24,7 +24,7 @@ EXIT_INTERRUPTED = 130
 def _summary(result: Any) -> list[str]:
     metrics = result.metrics
     lines = [
-        f"policy {result.policy} ({result.kind}) · {metrics['rows']:,} rows in {result.batches} batch(es) · "
+        f"policy {result.policy} ({result.kind}) · {metrics['rows']:,} rows · "
         f"{metrics['decided']:,} decided · {metrics['input_errors']['rows']:,} input errors · "
         f"{metrics['evaluation_errors']['rows']:,} evaluation errors"
         + (" · PARTIAL: stopped before the end of the data" if result.partial else ""),
@@ -179,7 +179,7 @@ def _share(value: float | None) -> str:
               help="Columns put before each row's decision in --decisions (default: the policy's key).")  # fmt: skip
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="In this process, or on Spark (DECIDE_SPARK_MASTER, default local[2]).")  # fmt: skip
-@click.option("--batch-rows", type=click.IntRange(min=1), default=65_536, show_default=True)
+@click.option("--batch-rows", type=click.IntRange(min=1), default=262_144, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="Kernel threads (default: one per core).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def simulate(

@@ -78,8 +78,10 @@ class Aggregate:
         table = results if isinstance(results, pa.Table) else pa.Table.from_batches([results])
         aggregate = cls(tuple(outputs), rows=table.num_rows, label=label, hits=Counter(hits or {}))
         failed = pc.is_valid(table.column("error"))
-        decided = table.filter(pc.invert(failed))
-        errors = table.filter(failed)
+        if table.column("error").null_count == table.num_rows:  # every row decided: no copy of the batch
+            decided, errors = table, table.slice(0, 0)
+        else:
+            decided, errors = table.filter(pc.invert(failed)), table.filter(failed)
         aggregate.decided = decided.num_rows
         # An input error names its input field; an evaluation error the output it concerns, or nothing.
         for code, name, count in _counted(errors, ("error_code", "error_field")):
@@ -122,7 +124,7 @@ class Aggregate:
                         if amount is not None and amount == amount:  # a missing amount adds nothing
                             sums[slot] += Fraction(amount)
         reasons = decided.column("reasons").combine_chunks()
-        aggregate.first_reason.update(_value_counts(_first(reasons)))
+        aggregate.first_reason.update(_first_counts(reasons))
         aggregate.any_reason.update(_value_counts(_unique_per_row(reasons)))
         return aggregate
 
@@ -370,11 +372,17 @@ def _counted(table: pa.Table, columns: tuple[str, str]) -> list[tuple[Any, Any, 
     return list(zip(*(grouped.column(name).to_pylist() for name in (*columns, "count_all")), strict=True))
 
 
-def _first(reasons: pa.Array) -> pa.Array:
-    """Each row's first reason, null where it gave none."""
-    has = pc.greater(pc.fill_null(pc.list_value_length(reasons), 0), 0)
-    padded = pc.if_else(has, reasons, pa.scalar([""], reasons.type))  # list_element needs an element in every row
-    return pc.if_else(has, pc.list_element(padded, 0), pa.scalar(None, reasons.type.value_type))
+def _first_counts(reasons: pa.ListArray) -> Counter:
+    """How many rows gave each first reason, and (under None) how many gave none: read from the list's offsets,
+    which is a take of one value per row instead of a list rebuilt (a fifth of the time of a batch)."""
+    lengths = pc.fill_null(pc.list_value_length(reasons), 0)
+    has = pc.greater(lengths, 0)
+    starts = pc.filter(reasons.offsets.slice(0, len(reasons)), has)
+    counts = _value_counts(reasons.values.take(starts))
+    without = len(reasons) - len(starts)
+    if without:
+        counts[None] += without
+    return counts
 
 
 def _unique_per_row(reasons: pa.Array) -> pa.Array:

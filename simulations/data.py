@@ -21,7 +21,7 @@ import pyarrow as pa
 
 READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".jsonl": "read_json", ".ndjson": "read_json",
            ".json": "read_json"}  # fmt: skip
-DEFAULT_BATCH_ROWS = 65_536
+DEFAULT_BATCH_ROWS = 262_144  # four kernel chunks: evaluate_batch keeps both cores busy (65,536 used one)
 
 
 class SimulationError(Exception):

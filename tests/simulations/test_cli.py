@@ -51,7 +51,7 @@ def test_the_summary_and_the_json_carry_the_figures(files: dict[str, Path], caps
     assert written["partial"] is False and written["policy"]["content_hash"] == POLICY.content_hash
     metrics = expected.metrics
     first = printed.out.splitlines()[0]
-    assert first.startswith(f"policy consumer_loan (approval) · {metrics['rows']:,} rows in 1 batch(es)")
+    assert first.startswith(f"policy consumer_loan (approval) · {metrics['rows']:,} rows · ")
     approve = metrics["approval"]["approve_rate"]
     assert f"approval: approve {approve:.1%}" in printed.out
     auc = metrics["label"]["by_output"]["score"]["separation"]["auc"]
@@ -141,8 +141,7 @@ def test_ctrl_c_stops_after_a_batch_and_reports_the_rows_read_as_partial(tmp_pat
     written = orjson.loads(out.read_bytes())
     rows = written["metrics"]["rows"]
     assert written["partial"] is True
-    assert 0 < rows < len(big) and rows % 200 == 0  # whole batches only
-    assert written["data"]["batches"] == rows // 200
+    assert 0 < rows < len(big) and written["data"]["batches"] >= 1  # whole batches only: the file agrees below
     import pyarrow.parquet as pq
 
     assert not (tmp_path / "decisions.parquet").exists()  # never a partial file under the complete one's name

@@ -58,5 +58,5 @@ def test_a_query_spark_cannot_analyse_is_a_clear_error(spark, data: Path) -> Non
 
 
 def test_baseline_is_not_yet_on_spark(data: Path) -> None:
-    with pytest.raises(simulations.SimulationError, match="--baseline is not available with --engine spark"):
+    with pytest.raises(simulations.SimulationError, match="--baseline and --decisions are not available with --engine"):
         simulations.run(POLICY, [data], baseline=[data], lists=LISTS, engine="spark")
