@@ -7,7 +7,7 @@ text: the best of K wall times of (a) `evaluate_batch` on the whole table alread
 the file read before the clock starts), (b) `simulations.run` from the Parquet file (reading, mapping by name,
 evaluating batch by batch, counting every figure and hit), (c) (b) and the HTML report; the overhead of (b)
 and (c) over (a); then, with `--memory-rows M` (default 10,000,000), the peak resident memory of a child process
-running (b) over M rows, from `getrusage`.
+running (b) over M rows (its own high-water mark, VmHWM).
 
     python benchmarks/simulate_overhead.py --rows 1000000 --memory-rows 10000000
 """
@@ -15,7 +15,6 @@ running (b) over M rows, from `getrusage`.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -71,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     lists = {"blacklist": []}
     if arguments.child:  # the memory run, in a process of its own
         simulations.run(policy, [arguments.child], lists=lists, as_of="2026-12-01", label="SeriousDlqin2yrs")
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over fork and exec, so a child would report
+        # its parent's peak (here the parent's 10M-row file writing) instead of its own.
+        status = Path("/proc/self/status").read_text()
+        print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
         return 0
     if not SOURCE.exists():
         print(f"{SOURCE} is absent: this benchmark needs ../shared/data", file=sys.stderr)

@@ -35,7 +35,7 @@ class DataSource:
     files: list[Path]
     query: str
     batch_rows: int = DEFAULT_BATCH_ROWS
-    _connection: duckdb.DuckDBPyConnection = field(default_factory=duckdb.connect, repr=False)
+    _connection: duckdb.DuckDBPyConnection = field(default_factory=lambda: _connect(), repr=False)
 
     @property
     def schema(self) -> pa.Schema:
@@ -145,6 +145,12 @@ def _checked_query(query: str | None) -> str:
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
         raise SimulationError("the mapping query must be one SELECT statement over the view `data`")
     return text
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect()
+    connection.execute("SET enable_progress_bar = false")  # decide simulate draws its own; DuckDB's would mix in
+    return connection
 
 
 def _identifier(name: str) -> str:
