@@ -89,16 +89,18 @@ class Aggregate:
                 aggregate.input_errors[name] += count
             else:
                 aggregate.evaluation_errors[(code, name)] += count
-        for name in outputs:
-            aggregate.values[name].update(_value_counts(_countable(decided.column(name))))
-        if label is not None:
+        if label is None:
+            for name in outputs:
+                aggregate.values[name].update(_value_counts(_countable(decided.column(name))))
+        else:
             observed = _as_text(decided.column(label))
             aggregate.labels.update(_value_counts(observed))
             for name in outputs:
                 pairs = pa.table({"value": _countable(decided.column(name)), "label": observed})
-                aggregate.by_label[name] = Counter(
-                    {(value, seen): count for value, seen, count in _counted(pairs, ("value", "label"))}
-                )
+                joint = Counter({(value, seen): n for value, seen, n in _counted(pairs, ("value", "label"))})
+                aggregate.by_label[name] = joint
+                for (value, _), n in joint.items():  # the value counts are the joint's margin: no second pass
+                    aggregate.values[name][value] += n
         for first, second in joints:
             pairs = pa.table({"a": _countable(decided.column(first)), "b": _countable(decided.column(second))})
             aggregate.joint[(first, second)] = Counter({(a, b): n for a, b, n in _counted(pairs, ("a", "b"))})
@@ -125,7 +127,7 @@ class Aggregate:
                             sums[slot] += Fraction(amount)
         reasons = decided.column("reasons").combine_chunks()
         aggregate.first_reason.update(_first_counts(reasons))
-        aggregate.any_reason.update(_value_counts(_unique_per_row(reasons)))
+        aggregate.any_reason.update(_reason_rows(reasons))
         return aggregate
 
     def merge(self, other: Aggregate) -> Aggregate:
@@ -385,10 +387,21 @@ def _first_counts(reasons: pa.ListArray) -> Counter:
     return counts
 
 
-def _unique_per_row(reasons: pa.Array) -> pa.Array:
-    """Every reason a row gave, each once per row, flattened over the rows."""
-    pairs = pa.table({"row": pc.list_parent_indices(reasons), "reason": pc.list_flatten(reasons)})
-    return pairs.group_by(["row", "reason"], use_threads=False).aggregate([]).column("reason")
+def _reason_rows(reasons: pa.Array) -> Counter:
+    """How many rows gave each reason, once per row however often they gave it: every occurrence counted, then
+    corrected on the rows of two reasons or more, the only ones that can repeat one (most rows have one or none,
+    so the distinct pass runs on few)."""
+    counts = _value_counts(pc.list_flatten(reasons))
+    several = pc.greater_equal(pc.fill_null(pc.list_value_length(reasons), 0), 2)
+    if pc.any(several).as_py():
+        some = reasons.filter(several)
+        pairs = pa.table({"row": pc.list_parent_indices(some), "reason": pc.list_flatten(some)})
+        distinct = pairs.group_by(["row", "reason"], use_threads=False).aggregate([]).column("reason")
+        counts.subtract(_value_counts(pairs.column("reason")))
+        counts.update(_value_counts(distinct))
+        counts = Counter({reason: n for reason, n in counts.items() if n > 0})
+    return counts
+
 
 
 # ----------------------------------------------------------------------------- figures from counts
