@@ -403,7 +403,6 @@ def _reason_rows(reasons: pa.Array) -> Counter:
     return counts
 
 
-
 # ----------------------------------------------------------------------------- figures from counts
 
 
