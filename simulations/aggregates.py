@@ -15,7 +15,7 @@ scores); docs/simulations.md gives each metric's definition.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -44,8 +44,8 @@ class Aggregate:
     values: dict[str, Counter] = field(default_factory=dict)  # output -> value -> rows (decided rows only)
     first_reason: Counter = field(default_factory=Counter)  # reason code, or None for no reason -> rows
     any_reason: Counter = field(default_factory=Counter)  # reason code -> rows that gave it
-    # With a label column: its values over decided rows, and each output's (value, label) pairs.
     hits: Counter = field(default_factory=Counter)  # (statement, item label or None) -> decided rows (compiler.hits)
+    # With a label column: its values over decided rows, and each output's (value, label) pairs.
     label: str | None = None
     labels: Counter = field(default_factory=Counter)
     by_label: dict[str, Counter] = field(default_factory=dict)
@@ -89,11 +89,11 @@ class Aggregate:
                 aggregate.input_errors[name] += count
             else:
                 aggregate.evaluation_errors[(code, name)] += count
-        if label is None:
+        observed = None if label is None else _as_text(decided.column(label)).combine_chunks()
+        if observed is None:
             for name in outputs:
                 aggregate.values[name].update(_value_counts(_countable(decided.column(name))))
         else:
-            observed = _as_text(decided.column(label))
             aggregate.labels.update(_value_counts(observed))
             for name in outputs:
                 pairs = pa.table({"value": _countable(decided.column(name)), "label": observed})
@@ -105,17 +105,15 @@ class Aggregate:
             pairs = pa.table({"a": _countable(decided.column(first)), "b": _countable(decided.column(second))})
             aggregate.joint[(first, second)] = Counter({(a, b): n for a, b, n in _counted(pairs, ("a", "b"))})
         if offers is not None:
-            observed = _as_text(decided.column(label)) if label else pa.nulls(decided.num_rows, pa.string())
+            seen_by_row = observed if observed is not None else pa.nulls(decided.num_rows, pa.string())
             lists = decided.column(offers).combine_chunks()
-            if isinstance(observed, pa.ChunkedArray):
-                observed = observed.combine_chunks()
             elements = pc.list_flatten(lists)
-            made = pa.table({"offer": _offer_names(elements), "label": observed.take(pc.list_parent_indices(lists)),
+            parents = pc.list_parent_indices(lists)
+            made = pa.table({"offer": _offer_names(elements), "label": seen_by_row.take(parents),
                              "value": _offer_values(elements)})  # fmt: skip
-            for offer, seen, value, n in _counted3(made, ("offer", "label", "value")):
+            for offer, seen, value, n in _counted(made, ("offer", "label", "value")):
                 aggregate.offers.setdefault(offer, Counter())[(seen, value)] += n
             if money != (None, None):
-                parents = pc.list_parent_indices(lists)
                 columns = [decided.column(name).combine_chunks().take(parents).to_pylist() if name else None
                            for name in money]  # fmt: skip
                 names, seen_rows = made.column("offer").to_pylist(), made.column("label").to_pylist()
@@ -165,13 +163,11 @@ class Aggregate:
         figures = self._common()
         if info is not None and self.hits:
             figures["hits"] = hit_counts(self.hits, info, self.decided)
-        outcome = None
         if self.label is not None:
             bad, good = _bad_value(self.label, self.labels, bad)
             figures["label"] = self._label_figures(bad, good)
         if kind == "approval" and "decision" in self.outputs:
-            outcome = self._approval(bad if self.label is not None else None)
-            figures["approval"] = outcome
+            figures["approval"] = self._approval(bad if self.label is not None else None)
         return figures
 
     def _label_figures(self, bad: str, good: str | None) -> dict[str, Any]:
@@ -261,41 +257,26 @@ def _merged_money(first: dict, then: dict) -> dict:
     return merged
 
 
-def merge_all(aggregates: Iterable[Aggregate]) -> Aggregate:
-    """The merge of several aggregates (at least one)."""
-    iterator = iter(aggregates)
-    total = next(iterator)
-    for aggregate in iterator:
-        total = total.merge(aggregate)
-    return total
-
-
 def hit_counts(hits: Mapping[tuple[str, str | None], int], info: PolicyInfo, decided: int) -> list[dict[str, Any]]:
     """Per statement that can fire (rules, table, scorecard, tree), in the policy's order: the decided rows that
     evaluated it, and per item the rows it fired for (a tree branch counts every row whose path passes through
     it), with the items that never fired listed apart."""
-    evaluated = {name: count for (name, label), count in hits.items() if label is EVALUATED}
-    fired = hits
     body = []
     for statement in info.statements:
         if not statement.items:
             continue
-        items = [
-            {
-                "label": item.label,
-                "title": item.title,
-                "line": item.span.line if item.span is not None else None,
-                "rows": fired.get((statement.name, item.label), 0),
-                "share": fired.get((statement.name, item.label), 0) / decided if decided else 0.0,
-            }
-            for item in statement.items
-        ]
+        items = []
+        for item in statement.items:
+            rows = hits.get((statement.name, item.label), 0)
+            line = item.span.line if item.span is not None else None
+            share = rows / decided if decided else 0.0
+            items.append({"label": item.label, "title": item.title, "line": line, "rows": rows, "share": share})
         body.append(
             {
                 "statement": statement.name,
                 "kind": statement.kind,
                 "line": statement.span.line if statement.span is not None else None,
-                "evaluated_rows": evaluated.get(statement.name, 0),
+                "evaluated_rows": hits.get((statement.name, EVALUATED), 0),
                 "items": items,
                 "never_hit": [item["label"] for item in items if item["rows"] == 0],
             }
@@ -336,13 +317,6 @@ def _offer_values(elements: pa.Array) -> pa.Array:
     return pa.nulls(len(elements), pa.float64())
 
 
-def _counted3(table: pa.Table, columns: tuple[str, str, str]) -> list[tuple[Any, Any, Any, int]]:
-    if table.num_rows == 0:
-        return []
-    grouped = table.group_by(list(columns), use_threads=False).aggregate([([], "count_all")])
-    return list(zip(*(grouped.column(name).to_pylist() for name in (*columns, "count_all")), strict=True))
-
-
 def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """A label as text (`1`, `true`, `yes`), so that labels of any column type compare alike."""
     if pa.types.is_boolean(column.type):
@@ -367,7 +341,8 @@ def _value_counts(array: pa.Array | pa.ChunkedArray) -> Counter:
     return counts
 
 
-def _counted(table: pa.Table, columns: tuple[str, str]) -> list[tuple[Any, Any, int]]:
+def _counted(table: pa.Table, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Each distinct combination of `columns` (nulls included) with its rows, the count last."""
     if table.num_rows == 0:
         return []
     grouped = table.group_by(list(columns), use_threads=False).aggregate([([], "count_all")])
@@ -421,14 +396,10 @@ def _sorted_counts(counts: Mapping[Any, int]) -> list[dict[str, Any]]:
 
 def _distribution(counts: Counter, decided: int) -> dict[str, Any]:
     body: dict[str, Any] = {"values": _shares(counts, decided), "nulls": counts.get(NULL, 0)}
-    numbers = sorted(
-        (value, count)
-        for value, count in counts.items()
-        if isinstance(value, int | float) and not isinstance(value, bool) and value == value
-    )
+    numbers = sorted((value, count) for value, count in counts.items() if _is_number(value))
     if numbers and len(numbers) == sum(1 for value in counts if value is not None):
         total = sum(count for _, count in numbers)
-        exact_sum = sum((Fraction(value) * count for value, count in numbers), Fraction(0))
+        exact_sum = exact_sum_of(counts)
         body["numeric"] = {
             "count": total,
             "mean": float(exact_sum / total),
@@ -442,6 +413,11 @@ def _distribution(counts: Counter, decided: int) -> dict[str, Any]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def exact_sum_of(counts: Mapping[Any, int]) -> Fraction:
+    """Σ value × rows over the numeric values of a value count, exactly (the same whatever the merge order)."""
+    return sum((Fraction(value) * n for value, n in counts.items() if _is_number(value)), Fraction(0))
 
 
 PAST = {"approve": "approved", "refer": "referred", "decline": "declined"}

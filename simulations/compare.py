@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from simulations.aggregates import _as_text, _countable, _sort_key, json_text
+from simulations.aggregates import _as_text, _countable, _counted, _sort_key, json_text
 
 INPUT_ERROR, EVALUATION_ERROR = "(input error)", "(evaluation error)"
 SAMPLE_ROWS = 20
@@ -55,7 +55,7 @@ class Swaps:
             "after": outcomes(after, output, after_inputs),
             "label": _as_text(after.column(label)) if label else pa.nulls(after.num_rows, pa.string()),
         }
-        for old, new, seen, count in _counted_triples(pa.table(columns)):
+        for old, new, seen, count in _counted(pa.table(columns), ("before", "after", "label")):
             swaps.cells[(old, new, seen)] += count
         return swaps
 
@@ -87,14 +87,6 @@ def swapped_rows(before: pa.Array, after: pa.Array) -> list[int]:
     """The positions where the two outcomes differ (a null equals a null)."""
     same = pc.or_(pc.and_(pc.is_null(before), pc.is_null(after)), pc.fill_null(pc.equal(before, after), False))
     return [int(position) for position in pc.indices_nonzero(pc.invert(same)).to_pylist()]
-
-
-def _counted_triples(table: pa.Table) -> list[tuple[Any, Any, Any, int]]:
-    if table.num_rows == 0:
-        return []
-    grouped = table.group_by(["before", "after", "label"], use_threads=False).aggregate([([], "count_all")])
-    columns = (grouped.column(name).to_pylist() for name in ("before", "after", "label", "count_all"))
-    return list(zip(*columns, strict=True))
 
 
 # ----------------------------------------------------------------------------- figures

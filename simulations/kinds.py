@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from compiler.policy import Policy
-from simulations.aggregates import Aggregate, _is_number
+from simulations.aggregates import Aggregate, _is_number, exact_sum_of
 
 
 def _output(policy: Policy, test) -> str | None:
@@ -77,16 +77,12 @@ def kind_figures(policy: Policy, aggregate: Aggregate, event: str | None) -> dic
     return None
 
 
-def _exact_sum(counts: Counter) -> Fraction:
-    return sum((Fraction(value) * n for value, n in counts.items() if _is_number(value)), Fraction(0))
-
-
 def _limit(aggregate: Aggregate, roles: dict[str, Any], decided: int) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if roles["limit"]:
         counts = aggregate.values[roles["limit"]]
         granted = sum(n for value, n in counts.items() if _is_number(value))
-        total = _exact_sum(counts)
+        total = exact_sum_of(counts)
         body["granted"] = {"rows": granted, "total": float(total), "mean": float(total / granted) if granted else None}
     action, change = roles["action"], roles["change"]
     if action:
@@ -96,7 +92,7 @@ def _limit(aggregate: Aggregate, roles: dict[str, Any], decided: int) -> dict[st
             entry: dict[str, Any] = {"action": value, "rows": rows, "share": rows / decided if decided else 0.0}
             if change:
                 changes = Counter({b: n for (a, b), n in pairs.items() if a == value and _is_number(b)})
-                amount = _exact_sum(changes)
+                amount = exact_sum_of(changes)
                 entry["change_total"] = float(amount)
                 entry["change_mean"] = float(amount / rows) if rows else None
             actions.append(entry)
@@ -145,7 +141,7 @@ def _offer(aggregate: Aggregate, roles: dict[str, Any], decided: int, event: str
             if _is_number(value):
                 valued[value] += n
         if valued:
-            total = _exact_sum(valued)
+            total = exact_sum_of(valued)
             entry.update(value_total=float(total), value_mean=float(total / sum(valued.values())))
         if event is not None:
             labelled = sum(n for (seen, _), n in counts.items() if seen is not None)
