@@ -39,22 +39,12 @@ class Swaps:
     sample: list[dict[str, Any]] = field(default_factory=list)  # the first swapped rows, in data order
 
     @classmethod
-    def of(
-        cls,
-        output: str,
-        before: pa.Table,
-        after: pa.Table,
-        before_inputs: Collection[str],
-        after_inputs: Collection[str],
-        label: str | None = None,
-    ) -> Swaps:
-        """The swaps of one batch: `before` and `after` are both versions' results on the same rows."""
+    def of(cls, output: str, label: str | None, before: pa.Array, after: pa.Array, results: pa.Table) -> Swaps:
+        """The swaps of one batch: `before` and `after` are both versions' `outcomes` on the same rows, whose
+        results (`results`, either version's) carry the label column `label`, if any."""
         swaps = cls(output, label)
-        columns = {
-            "before": outcomes(before, output, before_inputs),
-            "after": outcomes(after, output, after_inputs),
-            "label": _as_text(after.column(label)) if label else pa.nulls(after.num_rows, pa.string()),
-        }
+        observed = _as_text(results.column(label)).combine_chunks() if label else pa.nulls(len(after), pa.string())
+        columns = {"before": before, "after": after, "label": observed}
         for old, new, seen, count in _counted(pa.table(columns), ("before", "after", "label")):
             swaps.cells[(old, new, seen)] += count
         return swaps
@@ -71,16 +61,10 @@ def outcomes(results: pa.Table, output: str, inputs: Collection[str]) -> pa.Arra
     values = _countable(results.column(output)).combine_chunks()
     if not pa.types.is_string(values.type):
         values = _as_text(values)
-    kinds = pa.array(
-        [
-            None if name is None and error is None else (INPUT_ERROR if name in inputs else EVALUATION_ERROR)
-            for name, error in zip(
-                results.column("error_field").to_pylist(), results.column("error").to_pylist(), strict=True
-            )
-        ],
-        pa.string(),
-    )
-    return pc.if_else(pc.is_valid(results.column("error")).combine_chunks(), kinds, values)
+    names = results.column("error_field")
+    refused_for_input = pc.fill_null(pc.is_in(names, value_set=pa.array(sorted(inputs), pa.string())), False)
+    kinds = pc.if_else(refused_for_input, INPUT_ERROR, EVALUATION_ERROR)
+    return pc.if_else(pc.is_valid(results.column("error")), kinds, values).combine_chunks()
 
 
 def swapped_rows(before: pa.Array, after: pa.Array) -> list[int]:

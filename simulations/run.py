@@ -385,10 +385,11 @@ def fold(
         sink(evaluated[0][0])
     if swaps is not None:
         (new, _, _), (old, _, _) = evaluated
-        batch_swaps = Swaps.of(output, old, new, sides[1].inputs, sides[0].inputs, label)
+        before, after = outcomes(old, output, sides[1].inputs), outcomes(new, output, sides[0].inputs)
+        batch_swaps = Swaps.of(output, label, before, after, new)
         room = SAMPLE_ROWS - len(swaps.sample)
         if room > 0:
-            batch_swaps.sample = _sample(sides, batch, old, new, output, as_of, room)
+            batch_swaps.sample = _sample(sides, batch, swapped_rows(before, after), as_of, room)
         swaps = swaps.merge(batch_swaps)
     return (
         [total.merge(counted) for total, (_, counted, _) in zip(totals, evaluated, strict=True)],
@@ -453,17 +454,15 @@ def _compared_output(policy: Policy, other: Policy, chosen: str | None) -> str:
 
 
 def _sample(
-    sides: list[_Side], batch: pa.RecordBatch, old: pa.Table, new: pa.Table, output: str, as_of: Any, room: int
+    sides: list[_Side], batch: pa.RecordBatch, positions: list[int], as_of: Any, room: int
 ) -> list[dict[str, Any]]:
-    """The first `room` rows of the batch whose outcome differs, each with both decisions and traces."""
-    positions = swapped_rows(outcomes(old, output, sides[1].inputs), outcomes(new, output, sides[0].inputs))
-    rows = batch.to_pylist() if positions else []
+    """The first `room` of the batch's swapped rows (`positions`), each with both decisions and traces."""
     personal = {item.name for side in sides for item in side.policy.inputs if item.pii}
+    names = dict.fromkeys(item.name for side in sides for item in side.policy.inputs)  # in the policies' order
     sample = []
     for position in positions[:room]:
-        row = rows[position]
+        row = batch.slice(position, 1).to_pylist()[0]
         when = row.get(as_of) if isinstance(as_of, str) and as_of in row else as_of
-        names = dict.fromkeys(item.name for side in sides for item in side.policy.inputs)  # in the policies' order
         record = {name: row[name] for name in names if name in row}
         sample.append(
             {
