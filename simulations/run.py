@@ -17,6 +17,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,9 @@ class VersionResult:
     protected: dict[str, dict[Any, Aggregate]] = field(default_factory=dict)
     policy_object: Policy | None = field(default=None, repr=False)  # which outputs play which part (kinds.py)
 
-    @property
+    @cached_property
     def metrics(self) -> dict[str, Any]:
+        """The figures (computed once: the summary, the JSON, the report and the comparison all read them)."""
         figures = self.aggregate.metrics(self.kind, self.bad, self.info)
         if self.policy_object is not None:
             event = figures["label"]["bad_value"] if "label" in figures else None
@@ -87,7 +89,7 @@ class SimulationResult(VersionResult):
     swaps: Swaps | None = None
     stability: dict[str, Any] | None = None  # with a baseline: PSI of every input and output (stability.py)
 
-    @property
+    @cached_property
     def comparison(self) -> dict[str, Any] | None:
         if self.against is None or self.swaps is None:
             return None
@@ -131,6 +133,7 @@ class _Side:
     prepared: Any
     label: str | None
     segments: Sequence[str]  # every column counted per value: the --segment ones, then the --protected ones
+    money: tuple[str | None, str | None] = (None, None)  # the offer revenue and cost columns, if any
     total: Aggregate = field(init=False)
     by_segment: dict[str, dict[Any, Aggregate]] = field(init=False)
 
@@ -138,7 +141,6 @@ class _Side:
         self.outputs = tuple(item.name for item in self.policy.outputs)
         self.inputs = {item.name for item in self.policy.inputs}
         self.joints, self.offers = counting(self.policy)
-        self.money: tuple[str | None, str | None] = (None, None)  # the offer revenue and cost columns, if any
         self.total = Aggregate(self.outputs, label=self.label)
         self.by_segment = {column: {} for column in self.segments}
 
@@ -149,9 +151,9 @@ class _Side:
             results = self.policy.evaluate_batch(batch, lists=self.prepared, ignore_extra=True, hits=hits, **options)
         except DecideError as exc:  # the whole batch refused (a column of the wrong type, an as_of column)
             raise SimulationError(f"batch {number}: {self.policy.name}: {exc}") from None
-        counting_options = (self.outputs, self.inputs, self.label, self.joints, self.offers, self.money)
         counted = Aggregate.of(results, self.outputs, self.inputs, self.label, hits, self.joints, self.offers,
                                self.money)  # fmt: skip
+        counting_options = (self.outputs, self.inputs, self.label, self.joints, self.offers, self.money)
         per_segment = {column: _segment_aggregates(column, results, *counting_options) for column in self.segments}
         return results, counted, per_segment
 
@@ -209,6 +211,7 @@ def run(
         raise SimulationError(
             "--baseline and --decisions are not available with --engine spark yet: run them on the local engine"
         )
+    spark_engine = None
     if engine == "spark":
         from simulations import spark_engine
 
@@ -240,9 +243,10 @@ def run(
                     f"{read[0]} is an input of {version.name}: a protected column must not reach the policy "
                     "(fair-lending figures compare groups the policy cannot see)"
                 )
-        sides = [_Side(version, _prepared_lists(version, lists), label, counted_by) for version in versions]
-        for side in sides:
-            side.money = (offer_revenue, offer_cost)
+        sides = [
+            _Side(version, _prepared_lists(version, lists), label, counted_by, (offer_revenue, offer_cost))
+            for version in versions
+        ]
         output = _compared_output(policy, other, compare_on) if other is not None else None
         swaps = Swaps(output, label) if output is not None else None
         options = {"as_of": as_of, "threads": threads, "passthrough": carried}
@@ -250,9 +254,7 @@ def run(
         # leaves a batch counted everywhere or nowhere.
         state = initial_state(sides, swaps)
         try:
-            if engine == "spark":
-                from simulations import spark_engine
-
+            if spark_engine is not None:
                 state = spark_engine.fold_partitions(source, sides, state, options, output, label, as_of)
             else:
                 decision_file = _DecisionFile(decisions, id_columns)
@@ -334,17 +336,13 @@ class _DecisionFile:
         import pyarrow.parquet as pq
 
         assert self.path is not None
-        shown = results.select([*self.ids, *[name for name in results.column_names if name not in self.ids
-                                              and name in self._kept(results)]])  # fmt: skip
+        shown = results.select([*self.ids, *[name for name in results.column_names if name not in self.ids]])
         if self.writer is None:
             try:
                 self.writer = pq.ParquetWriter(self._temporary, shown.schema)
             except OSError as exc:
                 raise SimulationError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self.writer.write_table(shown)
-
-    def _kept(self, results: pa.Table) -> list[str]:
-        return [name for name in results.column_names if name not in ("trace",)]
 
     @property
     def _temporary(self) -> Path:
@@ -495,10 +493,7 @@ def _segment_aggregates(
 ) -> dict[Any, Aggregate]:
     values = results.column(column)
     distinct = pc.unique(values).to_pylist()
-    if len(distinct) > MAX_SEGMENT_VALUES:
-        raise SimulationError(
-            f"the segment column {column} has more than {MAX_SEGMENT_VALUES} values: segment by a coarser column"
-        )
+    _check_segment_values(column, len(distinct))  # before an aggregate is made for each
     parts = {}
     for value in distinct:
         mask = pc.is_null(values) if value is None else pc.fill_null(pc.equal(values, value), False)
@@ -514,12 +509,16 @@ def _merged(
         combined = dict(parts)
         for value, part in batch.get(column, {}).items():
             combined[value] = combined[value].merge(part) if value in combined else part
-        if len(combined) > MAX_SEGMENT_VALUES:
-            raise SimulationError(
-                f"the segment column {column} has more than {MAX_SEGMENT_VALUES} values: segment by a coarser column"
-            )
+        _check_segment_values(column, len(combined))
         merged[column] = combined
     return merged
+
+
+def _check_segment_values(column: str, count: int) -> None:
+    if count > MAX_SEGMENT_VALUES:
+        raise SimulationError(
+            f"the segment column {column} has more than {MAX_SEGMENT_VALUES} values: segment by a coarser column"
+        )
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
