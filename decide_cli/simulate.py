@@ -229,50 +229,35 @@ def simulate(
             _err(f"error: cannot read the query file {query_file}: {getattr(exc, 'strerror', None) or exc}")
             raise CliExit(EXIT_INPUT) from None
     progress = None
-    if engine == "spark":
-        try:
-            result = run(policy, list(data), against=other, compare_on=compare_on, query=query,
-                         as_of=as_of_column or as_of, lists=lists, label=label, bad=bad, segments=segments,
-                         protected=protected, baseline=list(baseline) or None, engine="spark",
-                         offer_revenue=offer_revenue, offer_cost=offer_cost, batch_rows=batch_rows,
-                         decisions=decisions_path)  # fmt: skip
-            metrics = result.to_json()
-        except SimulationError as exc:
-            _err(f"error: {exc}")
-            raise CliExit(EXIT_INPUT) from None
-        _report(result, metrics, json_path, report_path)
-        return
+    options: dict[str, Any] = {
+        "against": other, "compare_on": compare_on, "as_of": as_of_column or as_of, "lists": lists, "label": label,
+        "bad": bad, "segments": segments, "protected": protected, "baseline": list(baseline) or None,
+        "offer_revenue": offer_revenue, "offer_cost": offer_cost, "decisions": decisions_path,
+        "batch_rows": batch_rows,
+    }  # fmt: skip
     try:
-        source = open_data(list(data), query, batch_rows)
-        try:
-            if as_of_column is not None and as_of_column not in source.schema.names:
-                raise SimulationError(f"the data has no column {as_of_column} (for --as-of-column)")
-            if not quiet and sys.stderr.isatty():
-                progress = _Progress(source.count())
-            result = run(
-                policy,
-                source,
-                against=other,
-                compare_on=compare_on,
-                as_of=as_of_column or as_of,
-                lists=lists,
-                label=label,
-                bad=bad,
-                segments=segments,
-                protected=protected,
-                baseline=list(baseline) or None,
-                offer_revenue=offer_revenue,
-                offer_cost=offer_cost,
-                decisions=decisions_path,
-                ids=list(ids) or None,
-                threads=threads,
-                on_batch=progress.advance if progress else None,
-                stop_on_interrupt=True,
-            )
-        finally:
-            if progress is not None:
-                progress.stop()
-            source.close()
+        if engine == "spark":
+            result = run(policy, list(data), query=query, engine="spark", **options)
+        else:
+            source = open_data(list(data), query, batch_rows)
+            try:
+                if as_of_column is not None and as_of_column not in source.schema.names:
+                    raise SimulationError(f"the data has no column {as_of_column} (for --as-of-column)")
+                if not quiet and sys.stderr.isatty():
+                    progress = _Progress(source.count())
+                result = run(
+                    policy,
+                    source,
+                    ids=list(ids) or None,
+                    threads=threads,
+                    on_batch=progress.advance if progress else None,
+                    stop_on_interrupt=True,
+                    **options,
+                )
+            finally:
+                if progress is not None:
+                    progress.stop()
+                source.close()
         metrics = result.to_json()
     except SimulationError as exc:
         _err(f"error: {exc}")
