@@ -812,3 +812,14 @@ def input_records(draw: st.DrawFn, policy: ast.Policy, invalid: bool = True) -> 
 def valid_input_records(policy: ast.Policy) -> st.SearchStrategy[dict[str, Any]]:
     """Input records that satisfy every declaration of `policy`'s `input:` section."""
     return input_records(policy, invalid=False)
+
+
+def compiled_or_discard(text: str):
+    """The generated policy text compiled, or the example discarded (`assume(False)`): the generator can write a
+    text the checker refuses, which is no test of the engine."""
+    from compiler import PolicyError, compile_source
+
+    try:
+        return compile_source(text, "generated.policy")
+    except PolicyError:
+        assume(False)

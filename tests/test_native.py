@@ -19,12 +19,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from compiler import EvaluationError, InputError, PolicyError, compile_file, compile_source
+from compiler import EvaluationError, InputError, compile_file, compile_source
 from compiler.evaluate import arrow_columns as columns
 from compiler.evaluate import batch, implementation
 from compiler.testcases import load_cases
 from tests.conftest import POLICIES
-from tests.strategies import input_records, policies_with_text
+from tests.strategies import compiled_or_discard, input_records, policies_with_text
 from tests.test_batch import normalise, row_by_row
 
 # The GIL-free path is the Cython kernel's: skipped under DECIDE_PUREPYTHON=1; a kernel that is not built is a
@@ -81,10 +81,7 @@ def test_cross_sell_never_takes_the_gil_free_path() -> None:
 @given(st.data())
 def test_generated_policies_native_equals_reference(data) -> None:
     _, text = data.draw(policies_with_text())
-    try:
-        policy = compile_source(text, "generated.policy")
-    except PolicyError:
-        assume(False)
+    policy = compiled_or_discard(text)
     assume(policy.compiled.evaluator.native)
     lists = {name: data.draw(st.lists(st.sampled_from(["a", "b", ""]), max_size=2)) for name in policy.store_lists}
     assume(all(element == "string" for element in policy.store_lists.values()) or not policy.store_lists)
